@@ -1,0 +1,138 @@
+"""Build the Cython extensions and the C kernels they call.
+
+- OpenMP is probed by compiling and linking a tiny OpenMP program; when that fails (or when
+  CYCNN_NO_OPENMP=1) the kernels are built serially and a loud warning says so.
+- No -march=native: files named *_avx2.c / *_avx512.c are compiled with their own ISA flags and
+  chosen at run time from the CPU's features; everything else is baseline x86-64.
+"""
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+import textwrap
+from glob import glob
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ISA_FLAGS = {
+    "_avx512.c": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma"],
+    "_avx2.c": ["-mavx2", "-mfma"],
+}
+BASE_FLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-Wno-unused-function"]
+if sys.platform == "win32":  # pragma: no cover - Linux is the target
+    BASE_FLAGS, ISA_FLAGS = ["/O2"], {"_avx512.c": ["/arch:AVX512"], "_avx2.c": ["/arch:AVX2"]}
+OPENMP_FLAGS = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
+
+OPENMP_TEST = textwrap.dedent("""
+    #include <omp.h>
+    #include <stdio.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        printf("%d %d\\n", n, omp_get_max_threads());
+        return n < 1;
+    }
+""")
+
+
+def _warn(message):
+    bar = "!" * 78
+    print(f"\n{bar}\n{message}\n{bar}\n", file=sys.stderr)
+
+
+def isa_of(path):
+    for suffix, flags in ISA_FLAGS.items():
+        if path.endswith(suffix):
+            return flags
+    return None
+
+
+class BuildExt(build_ext):
+    """build_ext that probes OpenMP and compiles ISA-specific C files with their own flags."""
+
+    def _probe_openmp(self):
+        if os.environ.get("CYCNN_NO_OPENMP", "") not in ("", "0"):
+            _warn("CYCNN_NO_OPENMP is set: building cycnn WITHOUT OpenMP (kernels run on 1 thread).")
+            return False
+        tmp = tempfile.mkdtemp(prefix="cycnn-omp-")
+        try:
+            src = os.path.join(tmp, "omp_probe.c")
+            with open(src, "w") as f:
+                f.write(OPENMP_TEST)
+            objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=OPENMP_FLAGS)
+            self.compiler.link_executable(objs, "omp_probe", output_dir=tmp,
+                                          extra_postargs=OPENMP_FLAGS)
+            return True
+        except Exception as exc:  # CompileError, LinkError
+            _warn("OpenMP probe failed: building cycnn WITHOUT OpenMP (kernels run on 1 thread).\n"
+                  f"Reason: {exc}\nInstall a compiler with OpenMP support (gcc, or clang + libomp).")
+            return False
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def build_extensions(self):
+        openmp = self._probe_openmp()
+        compiler = os.path.basename(str(self.compiler.compiler_so[0])) if hasattr(
+            self.compiler, "compiler_so") else sysconfig.get_config_var("CC")
+        print(f"cycnn: OpenMP {'enabled' if openmp else 'DISABLED'}; compiler {compiler}")
+        for ext in self.extensions:
+            if openmp:
+                ext.extra_compile_args += OPENMP_FLAGS
+                ext.extra_link_args += OPENMP_FLAGS
+            ext.define_macros.append(("CYCNN_OPENMP_BUILD", "1" if openmp else "0"))
+        super().build_extensions()
+
+    def build_extension(self, ext):
+        # Compile the ISA-specific C files apart, each with its flags, and link their objects in.
+        isa_sources = [s for s in ext.sources if isa_of(s)]
+        ext.sources = [s for s in ext.sources if not isa_of(s)]
+        objects = []
+        for src in isa_sources:
+            objects += self.compiler.compile(
+                [src], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                macros=ext.define_macros, extra_postargs=BASE_FLAGS + isa_of(src),
+                depends=ext.depends)
+        ext.extra_objects = list(ext.extra_objects or []) + objects
+        super().build_extension(ext)
+
+
+def c_sources(*patterns):
+    files = []
+    for pattern in patterns:
+        files += sorted(glob(os.path.join("csrc", pattern)))
+    return files
+
+
+def extension(name, pyx, csrc):
+    return Extension(
+        f"cycnn._kernels.{name}",
+        sources=[f"src/cycnn/_kernels/{pyx}"] + csrc,
+        include_dirs=["csrc", np.get_include()],
+        depends=sorted(glob("csrc/**/*.h", recursive=True)),
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=list(BASE_FLAGS),
+    )
+
+
+extensions = [
+    extension("conv", "conv.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c")),
+    extension("pool", "pool.pyx", c_sources("pool/*.c")),
+    extension("_openmp", "_openmp.pyx", []),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3, "boundscheck": False, "wraparound": False,
+            "cdivision": True, "initializedcheck": False,
+        },
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,198 @@
+"""Argument normalisation and validation shared by ``cycnn.ops`` and ``cycnn.reference``.
+
+Pure Python and NumPy: the reference imports it too, so it never touches compiled code.
+Every error names the argument and echoes what was received.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "as_float_array", "result_dtype", "pair", "positive_pair", "conv_padding", "pool_padding",
+    "out_size", "check_ndim", "check_shape",
+]
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _to_array(value, name):
+    """ndarray view of an array-like (no copy when it already is one); rejects non-numbers."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and friends
+        raise TypeError(f"{name} must be a numeric array, got {_describe(value)} ({exc})") from None
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real numeric array, got {_describe(value)}")
+    return arr
+
+
+def result_dtype(*arrays):
+    """float32 or float64 for a set of input arrays.
+
+    Floating inputs decide (float16 counts as float32; mixed float32/float64 gives float64);
+    integer inputs are converted to the floating type of the others, float64 when all are integer.
+    """
+    floats = [a.dtype for a in arrays if a is not None and a.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.float64)
+    if any(dt.itemsize > 4 for dt in floats):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def as_float_array(value, name, dtype):
+    """C-contiguous array of ``dtype`` holding ``value``; copies only when needed.
+
+    Read-only, non-contiguous, Fortran-ordered and broadcast inputs come out as a fresh
+    C-contiguous copy (or as themselves when already C-contiguous with the right dtype, which
+    kernels only read through const memoryviews).
+    """
+    arr = _to_array(value, name)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_ndim(arr, name, ndim, layout):
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name} must be {ndim}-D {layout}, got an array of shape {arr.shape} ({arr.ndim}-D)")
+
+
+def check_shape(arr, name, shape, what="the forward output"):
+    if tuple(arr.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} ({what}), got shape {tuple(arr.shape)}")
+
+
+def _as_int(value, name, received):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        try:
+            # accept integral-valued NumPy scalars and objects with __index__
+            return operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a pair of ints, got {_describe(received)}") from None
+    return int(value)
+
+
+def pair(value, name):
+    """(h, w) ints from an int or an (h, w) pair."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        if len(items) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {_describe(value)}")
+        return (_as_int(items[0], name, value), _as_int(items[1], name, value))
+    v = _as_int(value, name, value)
+    return (v, v)
+
+
+def positive_pair(value, name):
+    """Like :func:`pair`, but both entries must be >= 1 (strides, dilations, kernel sizes)."""
+    p = pair(value, name)
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name} must be >= 1, got {_describe(value)}")
+    return p
+
+
+def out_size(size, kernel, stride, dilation, pad_total):
+    """floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _same_padding(size, kernel, stride, dilation):
+    """TensorFlow 'same': output ceil(size/stride); the odd extra pixel goes bottom/right."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, name):
+    """((top, bottom), (left, right)) from an int, a pair, 'same' or 'valid'."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return tuple(_same_padding(i, k, s, d)
+                         for i, k, s, d in zip(in_hw, kernel_hw, stride_hw, dilation_hw))
+        raise ValueError(f"{name} must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    ph, pw = pair(padding, name)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{name} must be >= 0, got {_describe(padding)}")
+    return (ph, ph), (pw, pw)
+
+
+def _output_hw(in_hw, kernel_hw, stride_hw, dilation_hw, pads, what):
+    out = []
+    for axis, (i, k, s, d, (lo, hi)) in enumerate(zip(in_hw, kernel_hw, stride_hw, dilation_hw, pads)):
+        span = d * (k - 1) + 1
+        if span > i + lo + hi:
+            dim = "height" if axis == 0 else "width"
+            raise ValueError(
+                f"{what} {dim} {span} (kernel {k}, dilation {d}) is larger than the padded input "
+                f"{dim} {i + lo + hi} (input {i}, padding {lo}+{hi})")
+        out.append(out_size(i, k, s, d, lo + hi))
+    return tuple(out)
+
+
+def conv_padding(padding, in_hw, kernel_hw, stride, dilation):
+    """Normalise convolution geometry.
+
+    Returns (stride_hw, dilation_hw, pads, out_hw) with pads = ((top, bottom), (left, right)).
+    """
+    stride_hw = positive_pair(stride, "stride")
+    dilation_hw = positive_pair(dilation, "dilation")
+    pads = _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, "padding")
+    out_hw = _output_hw(in_hw, kernel_hw, stride_hw, dilation_hw, pads, "kernel")
+    return stride_hw, dilation_hw, pads, out_hw
+
+
+def pool_padding(kernel_size, stride, padding, in_hw):
+    """Normalise pooling geometry.
+
+    Returns (kernel_hw, stride_hw, pads, out_hw); stride None means the kernel size; padding is
+    at most half the kernel on each side.
+    """
+    kernel_hw = positive_pair(kernel_size, "kernel_size")
+    stride_hw = kernel_hw if stride is None else positive_pair(stride, "stride")
+    pads = _padding(padding, in_hw, kernel_hw, stride_hw, (1, 1), "padding")
+    for (lo, hi), k in zip(pads, kernel_hw):
+        if max(lo, hi) * 2 > k:
+            raise ValueError(
+                f"padding must be at most half of kernel_size, got padding {_describe(padding)} "
+                f"with kernel_size {_describe(kernel_size)}")
+    out_hw = _output_hw(in_hw, kernel_hw, stride_hw, (1, 1), pads, "kernel_size")
+    return kernel_hw, stride_hw, pads, out_hw
+
+
+def float_arrays(*named):
+    """Common float dtype and C-contiguous arrays of it for (value, name) pairs.
+
+    ``None`` values pass through as ``None``. Copies only what is not already C-contiguous
+    in the common dtype (read-only arrays are not copied: kernels read them through const views).
+    """
+    arrays = [None if value is None else _to_array(value, name) for value, name in named]
+    dtype = result_dtype(*arrays)
+    return dtype, [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+
+
+def shape4(value, name):
+    """A 4-tuple of non-negative ints (an NCHW shape)."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple (N, C, H, W), got {_describe(value)}") from None
+    if len(items) != 4:
+        raise ValueError(f"{name} must be a tuple (N, C, H, W), got {_describe(value)}")
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (numbers.Integral, np.integer)):
+            raise TypeError(f"{name} must hold ints, got {_describe(value)}")
+        if item < 0:
+            raise ValueError(f"{name} must hold non-negative ints, got {_describe(value)}")
+        out.append(int(item))
+    return tuple(out)

@@ -1,0 +1,173 @@
+"""Functional kernels: conv2d and pooling, forward and backward, on NumPy arrays.
+
+Layout NCHW; convolution weights (K, C, R, S), as in PyTorch. float32 and float64 (output dtype =
+input dtype; integer input is converted to float; mixed float32/float64 gives float64).
+``stride``, ``dilation`` and ``kernel_size`` take an int or an (h, w) pair; ``padding`` an int, a
+pair, ``'valid'`` or ``'same'`` (TensorFlow's: output ceil(in / stride), the odd extra pixel of
+padding at the bottom/right). Output size per axis::
+
+    out = floor((in + pad_begin + pad_end - dilation * (k - 1) - 1) / stride) + 1
+
+This module validates and normalises arguments, allocates outputs and calls the compiled kernels
+(``cycnn._kernels``), which run on :func:`cycnn.get_num_threads` threads. Any array-like works:
+non-contiguous, Fortran-ordered or broadcast arrays are copied once into C order, read-only arrays
+are read in place. :mod:`cycnn.reference` holds the same functions in plain NumPy.
+"""
+import numpy as np
+
+from . import _args
+from ._kernels import conv as _conv
+from ._kernels import pool as _pool
+from ._threads import get_num_threads
+
+__all__ = [
+    "conv2d", "conv2d_backward",
+    "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward",
+]
+
+# Work (multiply-adds) below which a parallel region costs more than it saves.
+_MIN_PARALLEL_WORK = 1 << 18
+_INT_MAX = 2**31 - 1
+
+
+def _threads_for(work):
+    return 1 if work < _MIN_PARALLEL_WORK else get_num_threads()
+
+
+def _conv_setup(x, w, stride, padding, dilation):
+    """Validated geometry for a convolution of x (N, C, H, W) with w (K, C, R, S)."""
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    _args.check_ndim(w, "w", 4, "(K, C, R, S)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w has {w.shape[1]} input channels but x has {x.shape[1]} "
+            f"(x shape {x.shape}, w shape {w.shape})")
+    stride_hw, dilation_hw, pads, out_hw = _args.conv_padding(
+        padding, x.shape[2:], w.shape[2:], stride, dilation)
+    crs = w.shape[1] * w.shape[2] * w.shape[3]
+    if crs * out_hw[0] * out_hw[1] > _INT_MAX or max(x.shape + w.shape) > _INT_MAX:
+        raise ValueError(f"conv2d on x {x.shape} with w {w.shape} is too large for one image "
+                         f"(C*R*S*Ho*Wo must stay below 2**31)")
+    geometry = (stride_hw[0], stride_hw[1], pads[0][0], pads[1][0], dilation_hw[0], dilation_hw[1])
+    work = x.shape[0] * w.shape[0] * crs * out_hw[0] * out_hw[1]
+    return geometry, out_hw, work
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+    """2-D convolution (cross-correlation, as in PyTorch and TensorFlow).
+
+    Shape:
+        x (N, C, H, W), w (K, C, R, S), b (K,) or None -> y (N, K, Ho, Wo) with
+        Ho = floor((H + pad_top + pad_bottom - dilation*(R-1) - 1) / stride) + 1 (Wo alike).
+    """
+    dtype, (x, w, b) = _args.float_arrays((x, "x"), (w, "w"), (b, "b"))
+    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
+    n, k = x.shape[0], w.shape[0]
+    if b is not None and b.shape != (k,):
+        raise ValueError(f"b must have shape ({k},) to match the {k} filters of w, "
+                         f"got shape {b.shape}")
+    y = np.empty((n, k, ho, wo), dtype=dtype)
+    bias = b if b is not None else np.zeros(0, dtype=dtype)
+    _conv.conv2d_forward(x, w, bias, b is not None, y, *geometry, _threads_for(work))
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
+    """Gradients of :func:`conv2d` with respect to x, w and b.
+
+    Shape:
+        dy (N, K, Ho, Wo), x (N, C, H, W), w (K, C, R, S) ->
+        dx (N, C, H, W), dw (K, C, R, S), db (K,) (dy summed over N, Ho, Wo).
+    """
+    dtype, (dy, x, w) = _args.float_arrays((dy, "dy"), (x, "x"), (w, "w"))
+    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
+    _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
+    _args.check_shape(dy, "dy", (x.shape[0], w.shape[0], ho, wo), "conv2d's output for x and w")
+    dx = np.empty(x.shape, dtype=dtype)
+    dw = np.empty(w.shape, dtype=dtype)
+    db = np.empty(w.shape[0], dtype=dtype)
+    _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, _threads_for(2 * work))
+    return dx, dw, db
+
+
+def _pool_setup(in_hw, kernel_size, stride, padding):
+    kernel_hw, stride_hw, pads, out_hw = _args.pool_padding(kernel_size, stride, padding, in_hw)
+    geometry = (kernel_hw[0], kernel_hw[1], stride_hw[0], stride_hw[1], pads[0][0], pads[1][0])
+    return geometry, out_hw
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """2-D max pooling; padding counts as -inf. Returns (y, indices).
+
+    ``indices`` (int64) holds, per output element, the flat index h*W + w of the chosen input
+    element within its (n, c) plane (PyTorch's ``return_indices``); ties go to the first maximum
+    in row-major window order; a NaN in the window is chosen (NaN propagates).
+
+    Shape:
+        x (N, C, H, W) -> y, indices (N, C, Ho, Wo), Ho = floor((H + pads - kh) / sh) + 1.
+        stride None means the kernel size; padding is at most half the kernel.
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    geometry, (ho, wo) = _pool_setup(x.shape[2:], kernel_size, stride, padding)
+    y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
+    indices = np.empty(y.shape, dtype=np.int64)
+    _pool.max_pool2d_forward(x, y, indices, *geometry, _threads_for(y.size * 4))
+    return y, indices
+
+
+def max_pool2d_backward(dy, indices, input_shape):
+    """Gradient of :func:`max_pool2d`: dy scattered (added) to the positions in ``indices``.
+
+    Shape:
+        dy, indices (N, C, Ho, Wo); input_shape (N, C, H, W) -> dx (N, C, H, W).
+    """
+    dtype, (dy,) = _args.float_arrays((dy, "dy"))
+    input_shape = _args.shape4(input_shape, "input_shape")
+    _args.check_ndim(dy, "dy", 4, "(N, C, Ho, Wo)")
+    idx = np.asarray(indices)
+    if idx.dtype == np.bool_ or idx.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array (from max_pool2d), got dtype {idx.dtype}")
+    _args.check_shape(idx, "indices", dy.shape, "the shape of dy")
+    if dy.shape[:2] != input_shape[:2]:
+        raise ValueError(f"dy has batch and channels {dy.shape[:2]} but input_shape has "
+                         f"{input_shape[:2]} (dy shape {dy.shape}, input_shape {input_shape})")
+    plane = input_shape[2] * input_shape[3]
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    dx = np.empty(input_shape, dtype=dtype)
+    bad = _pool.max_pool2d_backward(dy, idx, dx, _threads_for(dx.size))
+    if bad:
+        raise ValueError(f"indices must lie in [0, {plane}) (H*W of input_shape {input_shape}); "
+                         f"got values from {idx.min()} to {idx.max()}")
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """2-D average pooling; zero padding is counted in the average (PyTorch's default).
+
+    Shape:
+        x (N, C, H, W) -> y (N, C, Ho, Wo), Ho = floor((H + pads - kh) / sh) + 1.
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    geometry, (ho, wo) = _pool_setup(x.shape[2:], kernel_size, stride, padding)
+    y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
+    _pool.avg_pool2d_forward(x, y, *geometry, _threads_for(y.size * geometry[0] * geometry[1]))
+    return y
+
+
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool2d`.
+
+    Shape:
+        dy (N, C, Ho, Wo); input_shape (N, C, H, W) -> dx (N, C, H, W).
+    """
+    dtype, (dy,) = _args.float_arrays((dy, "dy"))
+    input_shape = _args.shape4(input_shape, "input_shape")
+    _args.check_ndim(dy, "dy", 4, "(N, C, Ho, Wo)")
+    geometry, (ho, wo) = _pool_setup(input_shape[2:], kernel_size, stride, padding)
+    _args.check_shape(dy, "dy", input_shape[:2] + (ho, wo), "avg_pool2d's output for input_shape")
+    dx = np.empty(input_shape, dtype=dtype)
+    _pool.avg_pool2d_backward(dy, dx, *geometry, _threads_for(dx.size * geometry[0]))
+    return dx
