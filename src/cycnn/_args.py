@@ -144,6 +144,8 @@ def conv_padding(padding, in_hw, kernel_hw, stride, dilation):
 
     Returns (stride_hw, dilation_hw, pads, out_hw) with pads = ((top, bottom), (left, right)).
     """
+    if min(kernel_hw) < 1:
+        raise ValueError(f"w must have a kernel (R, S) of at least 1x1, got {tuple(kernel_hw)}")
     stride_hw = positive_pair(stride, "stride")
     dilation_hw = positive_pair(dilation, "dilation")
     pads = _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, "padding")

@@ -1,0 +1,229 @@
+/* gemm.c -- cycnn's GEMM front end: path table, runtime dispatch, workspace sizing, and the
+ * blocked driver (instantiated from gemm_driver.h for float and double).
+ *
+ * A "path" bundles one micro-kernel family (generic / avx2 / avx512) with its tile shape and
+ * cache blocking, for float and double. The table is static and read-only; the selected
+ * path is one pointer, written by cycnn_gemm_init()/cycnn_gemm_select() (call them before
+ * GEMMs run concurrently). ISA kernels live in *_avx2.c / *_avx512.c, which are the only
+ * files built with ISA flags; this file is baseline C and only calls them through the table
+ * after cpu.c confirmed the CPU/OS support them.
+ *
+ * Memory: the caller's workspace only (cycnn_gemm_workspace_size() bytes, 64-byte aligned,
+ * sized for the largest path so it is valid whatever path is selected). Never allocates.
+ */
+#define _POSIX_C_SOURCE 200112L
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "gemm_internal.h"
+#include "../cpu.h"
+
+/* ---- blocking parameters (elements; mc multiple of mr, nc multiple of nr) ---- */
+/* Zen 4 tuning: 32 KiB L1d, 1 MiB L2 per core. */
+#ifndef CYCNN_S512_MC
+#define CYCNN_S512_MC 128
+#endif
+#ifndef CYCNN_S512_KC
+#define CYCNN_S512_KC 256
+#endif
+#ifndef CYCNN_S512_NC
+#define CYCNN_S512_NC 1024
+#endif
+
+typedef struct {
+    const char *name;
+    int (*supported)(void);
+    cycnn_sgemm_config s;
+    cycnn_dgemm_config d;
+} gemm_path;
+
+static int generic_supported(void) { return 1; }
+
+#if CYCNN_GEMM_X86
+static int avx2_supported(void)
+{
+    return cycnn_cpu_has_avx2() && cycnn_cpu_has_fma();
+}
+static int avx512_supported(void)
+{
+    /* the avx512 files are compiled with F/DQ/VL + AVX2/FMA enabled: require all of them */
+    return avx2_supported() && cycnn_cpu_has_avx512f() && cycnn_cpu_has_avx512dq() &&
+           cycnn_cpu_has_avx512vl();
+}
+#endif
+
+/* Ordered worst to best; "auto" picks the last supported entry. */
+static const gemm_path paths[] = {
+    { "generic", generic_supported,
+      { CYCNN_SGEMM_GENERIC_MR, CYCNN_SGEMM_GENERIC_NR, 64, 256, 512,
+        cycnn_sgemm_ukernel_4x8_generic, cycnn_spack_a, cycnn_spack_b },
+      { CYCNN_DGEMM_GENERIC_MR, CYCNN_DGEMM_GENERIC_NR, 64, 256, 256,
+        cycnn_dgemm_ukernel_4x4_generic, cycnn_dpack_a, cycnn_dpack_b } },
+#if CYCNN_GEMM_X86
+    { "avx2", avx2_supported,
+      { CYCNN_SGEMM_AVX2_MR, CYCNN_SGEMM_AVX2_NR, 120, 256, 1024,
+        cycnn_sgemm_ukernel_6x16_avx2, cycnn_spack_a_avx2, cycnn_spack_b_avx2 },
+      { CYCNN_DGEMM_AVX2_MR, CYCNN_DGEMM_AVX2_NR, 96, 192, 512,
+        cycnn_dgemm_ukernel_6x8_avx2, cycnn_dpack_a_avx2, cycnn_dpack_b_avx2 } },
+    { "avx512", avx512_supported,
+      { CYCNN_SGEMM_AVX512_MR, CYCNN_SGEMM_AVX512_NR, CYCNN_S512_MC, CYCNN_S512_KC,
+        CYCNN_S512_NC, cycnn_sgemm_ukernel_8x32_avx512, cycnn_spack_a_avx2, cycnn_spack_b_avx2 },
+      { CYCNN_DGEMM_AVX512_MR, CYCNN_DGEMM_AVX512_NR, 64, 256, 512,
+        cycnn_dgemm_ukernel_8x16_avx512, cycnn_dpack_a_avx2, cycnn_dpack_b_avx2 } },
+#endif
+};
+#define NPATHS ((int)(sizeof(paths) / sizeof(paths[0])))
+
+/* NULL until cycnn_gemm_init()/select(); a GEMM issued before that uses the best path. */
+static const gemm_path *current = NULL;
+
+/* ---- helpers used by the driver ---- */
+
+#ifndef DIRECT_B_MAX_M
+#define DIRECT_B_MAX_M 100000
+#endif
+#ifndef DIRECT_B_KC
+#define DIRECT_B_KC 128
+#endif
+
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+/* Split n into the fewest blocks of at most `max`, of equal size rounded up to `mult`. */
+static int balanced_block(int n, int max, int mult)
+{
+    int nblocks = (n + max - 1) / max;
+    int b = (n + nblocks - 1) / nblocks;
+    b = (b + mult - 1) / mult * mult;
+    return b < max ? b : max;
+}
+
+#define T float
+#define CONFIG cycnn_sgemm_config
+#define DRIVER sgemm_driver
+#include "gemm_driver.h"
+#undef T
+#undef CONFIG
+#undef DRIVER
+
+#define T double
+#define CONFIG cycnn_dgemm_config
+#define DRIVER dgemm_driver
+#include "gemm_driver.h"
+#undef T
+#undef CONFIG
+#undef DRIVER
+
+/* ---- public API ---- */
+
+static const gemm_path *best_path(void);
+
+static const gemm_path *active_path(void)
+{
+    const gemm_path *p = current;
+    if (p == NULL)
+        current = p = best_path();
+    return p;
+}
+
+static size_t config_bytes(int mr, int nr, int mc, int kc, int nc, size_t elsize)
+{
+    return align64((size_t)mc * kc * elsize) + align64((size_t)kc * nc * elsize) +
+           align64((size_t)mr * nr * elsize);
+}
+
+size_t cycnn_gemm_workspace_size(void)
+{
+    size_t best = 0;
+    int i;
+    for (i = 0; i < NPATHS; i++) {
+        const cycnn_sgemm_config *s = &paths[i].s;
+        const cycnn_dgemm_config *d = &paths[i].d;
+        size_t bs = config_bytes(s->mr, s->nr, s->mc, s->kc, s->nc, sizeof(float));
+        size_t bd = config_bytes(d->mr, d->nr, d->mc, d->kc, d->nc, sizeof(double));
+        if (bs > best) best = bs;
+        if (bd > best) best = bd;
+    }
+    return best;
+}
+
+void cycnn_sgemm(int M, int N, int K, float alpha,
+                 const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                 const float *B, ptrdiff_t rsb, ptrdiff_t csb,
+                 float beta, float *C, ptrdiff_t ldc, void *ws)
+{
+    sgemm_driver(&active_path()->s, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws);
+}
+
+void cycnn_dgemm(int M, int N, int K, double alpha,
+                 const double *A, ptrdiff_t rsa, ptrdiff_t csa,
+                 const double *B, ptrdiff_t rsb, ptrdiff_t csb,
+                 double beta, double *C, ptrdiff_t ldc, void *ws)
+{
+    dgemm_driver(&active_path()->d, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws);
+}
+
+static const gemm_path *best_path(void)
+{
+    int i;
+    for (i = NPATHS - 1; i > 0; i--)
+        if (paths[i].supported())
+            return &paths[i];
+    return &paths[0];
+}
+
+static const gemm_path *find_path(const char *name)
+{
+    int i;
+    for (i = 0; i < NPATHS; i++)
+        if (strcmp(paths[i].name, name) == 0)
+            return &paths[i];
+    return NULL;
+}
+
+int cycnn_gemm_supported(const char *name)
+{
+    const gemm_path *p;
+    if (name == NULL)
+        return 0;
+    if (strcmp(name, "auto") == 0)
+        return 1;
+    p = find_path(name);
+    return p != NULL && p->supported();
+}
+
+int cycnn_gemm_select(const char *name)
+{
+    const gemm_path *p;
+    if (name == NULL)
+        return -1;
+    if (strcmp(name, "auto") == 0) {
+        current = best_path();
+        return 0;
+    }
+    p = find_path(name);
+    if (p == NULL) {
+        /* known ISA names that this build does not contain (non-x86) are "unsupported" */
+        if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0)
+            return -2;
+        return -1;
+    }
+    if (!p->supported())
+        return -2;
+    current = p;
+    return 0;
+}
+
+int cycnn_gemm_init(void)
+{
+    const char *env = getenv("CYCNN_SIMD");
+    current = best_path();
+    if (env != NULL && env[0] != '\0')
+        return cycnn_gemm_select(env) == 0 ? 0 : -1;
+    return 0;
+}
+
+const char *cycnn_gemm_kernel_name(void)
+{
+    return active_path()->name;
+}
