@@ -1,0 +1,15 @@
+"""Layers: every class follows the :class:`Layer` contract (build / forward / backward,
+``params`` / ``grads`` / ``buffers``, ``get_config`` / ``from_config``).
+
+``get(class_name)`` returns a layer class by name (used when loading saved models).
+"""
+from .base import Layer, get, reset_name_counters
+from .activations import ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+from .conv import Conv2D, Conv1D
+from .pooling import MaxPool2D, AvgPool2D, GlobalAvgPool2D
+from .core import Dense, Flatten, Dropout
+from .normalization import BatchNorm1D, BatchNorm2D
+
+__all__ = ["Layer", "get", "reset_name_counters", "Conv2D", "Conv1D", "MaxPool2D", "AvgPool2D",
+           "GlobalAvgPool2D", "Dense", "Flatten", "Dropout", "BatchNorm1D", "BatchNorm2D",
+           "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]

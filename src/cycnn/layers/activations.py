@@ -1,0 +1,165 @@
+"""Element-wise activation layers and the ``activation=`` shortcut resolver.
+
+All of them keep the input shape: output shape = input shape.
+"""
+import numpy as np
+
+from .base import Layer, check_float, get as get_layer_class
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation",
+           "activation_config", "ACTIVATIONS"]
+
+
+class ReLU(Layer):
+    """max(x, 0).
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+    _default_name = "relu"
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._y = np.maximum(x, 0)
+        return self._y
+
+    def backward(self, dy):
+        y = self._cached("_y")
+        return (dy * (y > 0)).astype(self._dtype, copy=False)
+
+
+class LeakyReLU(Layer):
+    """x if x > 0 else alpha * x.
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+    _default_name = "leaky_relu"
+
+    def __init__(self, alpha=0.01, name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.alpha = check_float(alpha, "alpha", low=0.0)
+
+    def _config(self):
+        return {"alpha": self.alpha}
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._x = x
+        return np.where(x > 0, x, x * self._dtype.type(self.alpha))
+
+    def backward(self, dy):
+        x = self._cached("_x")
+        dx = np.where(x > 0, dy, dy * self._dtype.type(self.alpha))
+        return dx.astype(self._dtype, copy=False)
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), computed without overflow for any finite x.
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._y = _sigmoid(x).astype(self._dtype, copy=False)
+        return self._y
+
+    def backward(self, dy):
+        y = self._cached("_y")
+        return dy * y * (1 - y)
+
+
+class Tanh(Layer):
+    """tanh(x).
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._y = np.tanh(x)
+        return self._y
+
+    def backward(self, dy):
+        y = self._cached("_y")
+        return dy * (1 - y * y)
+
+
+class Softmax(Layer):
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the maximum so it never overflows.
+
+    For probabilities fed to a cross-entropy prefer raw logits with
+    ``losses.CrossEntropy`` (fused and more accurate).
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+
+    def __init__(self, axis=-1, name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"axis must be an int, got {axis!r}")
+        if axis == 0:
+            raise ValueError("axis must not be 0 (the batch axis)")
+        self.axis = int(axis)
+
+    def _config(self):
+        return {"axis": self.axis}
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"Softmax axis {self.axis} is out of range for input of shape "
+                             f"{x.shape}")
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        self._y = e / e.sum(axis=self.axis, keepdims=True)
+        return self._y
+
+    def backward(self, dy):
+        y = self._cached("_y")
+        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh,
+               "softmax": Softmax}
+_ACTIVATION_CLASSES = {cls.__name__ for cls in ACTIVATIONS.values()}
+
+
+def get_activation(activation, owner_name, dtype):
+    """Resolve the ``activation=`` argument of Conv/Dense into a layer instance (or None).
+
+    Accepts None, a name from :data:`ACTIVATIONS` (softmax then works over axis 1, the
+    channel/feature axis), a Layer instance, or ``{'class_name': ..., 'config': ...}`` as
+    written by :func:`activation_config`.
+    """
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        key = activation.lower()
+        if key not in ACTIVATIONS:
+            raise ValueError(f"activation must be None, a layer or one of {sorted(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        kwargs = {"axis": 1} if key == "softmax" else {}
+        return ACTIVATIONS[key](name=f"{owner_name}_{key}", dtype=dtype, **kwargs)
+    if isinstance(activation, dict) and set(activation) == {"class_name", "config"}:
+        activation = get_layer_class(activation["class_name"]).from_config(activation["config"])
+    if isinstance(activation, Layer):
+        if activation.params or type(activation).__name__ not in _ACTIVATION_CLASSES:
+            raise ValueError(f"activation layer must be one of {sorted(_ACTIVATION_CLASSES)}, "
+                             f"got {activation!r}")
+        activation.dtype = dtype
+        return activation
+    raise TypeError(f"activation must be None, a str or a Layer, got {activation!r}")
+
+
+def activation_config(activation):
+    """JSON-able form of the ``activation=`` argument."""
+    if activation is None or isinstance(activation, str):
+        return activation
+    if isinstance(activation, dict):
+        return activation
+    return {"class_name": type(activation).__name__, "config": activation.get_config()}

@@ -1,0 +1,220 @@
+"""The :class:`Layer` base class, the class registry and shared validation helpers."""
+import itertools
+import numbers
+import re
+
+import numpy as np
+
+from .. import initializers
+from .._args import pair
+
+__all__ = ["Layer", "get", "reset_name_counters"]
+
+_REGISTRY = {}
+_COUNTERS = {}
+
+
+def get(class_name):
+    """The layer class registered under ``class_name`` (e.g. ``'Conv2D'``); classes pass through."""
+    if isinstance(class_name, type) and issubclass(class_name, Layer):
+        return class_name
+    try:
+        return _REGISTRY[class_name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown layer class {class_name!r}; expected one of "
+                         f"{sorted(_REGISTRY)}") from None
+
+
+def reset_name_counters():
+    """Restart the per-class default-name counters (so names begin again at ``<class>_1``)."""
+    _COUNTERS.clear()
+
+
+def _snake(class_name):
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", class_name).lower()
+
+
+# ----------------------------------------------------------------------------- validation
+def check_positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a float inside [low, high] (ends open when asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    bad = (v != v or (low is not None and (v <= low if low_open else v < low))
+           or (high is not None and (v >= high if high_open else v > high)))
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lo}{'-inf' if low is None else low}, "
+                         f"{'inf' if high is None else high}{hi}, got {value!r}")
+    return v
+
+
+def check_padding(value, name="padding"):
+    """int >= 0, a pair of them, 'same' or 'valid'; lists become tuples (JSON round trip)."""
+    if isinstance(value, str):
+        if value.lower() not in ("same", "valid"):
+            raise ValueError(f"{name} must be an int, a pair, 'same' or 'valid', got {value!r}")
+        return value.lower()
+    p = pair(value, name)
+    if p[0] < 0 or p[1] < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return p[0] if isinstance(value, numbers.Integral) else p
+
+
+def check_initializer(name, argname):
+    if not isinstance(name, str):
+        raise TypeError(f"{argname} must be the name of an initializer, got {name!r}")
+    initializers.get(name)  # raises ValueError for unknown names
+    return name.lower()
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+# ----------------------------------------------------------------------------- base class
+class Layer:
+    """Base class of every layer.
+
+    Attributes: ``name``, ``built``, ``input_shape`` / ``output_shape`` (per sample, no batch
+    dimension, set by :meth:`build`), ``params`` (trainable arrays), ``grads`` (same keys and
+    shapes, overwritten by every :meth:`backward`), ``buffers`` (non-trainable saved state) and
+    ``dtype`` (float32 unless asked otherwise; setting it casts existing params and buffers).
+
+    Subclasses implement ``_build(input_shape)`` (create params, return the output shape),
+    ``forward``, ``backward``, ``_config()`` (their own constructor kwargs) and, when they accept
+    only some input ranks, ``_check_input_shape(input_shape)``.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):  # shared private bases are not layers of their own
+            _REGISTRY[cls.__name__] = cls
+
+    def __init__(self, name=None, dtype="float32"):
+        if name is None:
+            base = getattr(type(self), "_default_name", None) or _snake(type(self).__name__)
+            counter = _COUNTERS.setdefault(base, itertools.count(1))
+            name = f"{base}_{next(counter)}"
+        elif not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        self.name = name
+        self._dtype = _check_dtype(dtype)
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
+
+    # -- dtype ----------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, value):
+        dt = _check_dtype(value)
+        self._dtype = dt
+        for store in (self.params, self.buffers):
+            for key, arr in store.items():
+                if arr.dtype != dt:
+                    store[key] = arr.astype(dt)
+        self.grads = {k: g.astype(dt) for k, g in self.grads.items()}
+        for child in self._children():
+            child.dtype = dt
+
+    def _children(self):
+        """Sub-layers owned by this layer (a fused activation); their dtype follows ours."""
+        return []
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the parameters for per-sample ``input_shape``; a no-op once built."""
+        input_shape = tuple(int(s) for s in input_shape)
+        self._check_input_shape(input_shape)
+        if self.built:
+            return
+        output_shape = self._build(input_shape)
+        self.input_shape = input_shape
+        self.output_shape = tuple(int(s) for s in output_shape)
+        self.built = True
+
+    def _build(self, input_shape):
+        return self.compute_output_shape(input_shape)
+
+    def _check_input_shape(self, input_shape):
+        """Raise ValueError when ``input_shape`` (per sample) does not suit this layer."""
+
+    def compute_output_shape(self, input_shape):
+        """Per-sample output shape for per-sample ``input_shape``."""
+        return tuple(input_shape)
+
+    def _prepare(self, x, ndim=None, what=None):
+        """``x`` as an array of the layer dtype, checked and the layer built from it."""
+        x = np.asarray(x, dtype=self._dtype)
+        if ndim is not None and x.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects {what} input, got an "
+                             f"array of shape {x.shape}")
+        if not self.built:
+            self.build(x.shape[1:])
+        else:
+            self._check_input_shape(tuple(x.shape[1:]))
+        return x
+
+    # -- computation ------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training=training)
+
+    def _cached(self, attr):
+        value = getattr(self, attr, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__} '{self.name}': call forward before backward")
+        return value
+
+    # -- configuration ------------------------------------------------------------------------
+    def _config(self):
+        return {}
+
+    def get_config(self):
+        """JSON-able constructor kwargs including ``name``; ``cls(**config)`` rebuilds the layer
+        (``dtype`` is included only when it is not float32)."""
+        config = {"name": self.name}
+        config.update(self._config())
+        if self._dtype != np.float32:
+            config["dtype"] = self._dtype.name
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def count_params(self):
+        """Number of trainable scalars (0 before :meth:`build`)."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args}{', ' if args else ''}name={self.name!r})"

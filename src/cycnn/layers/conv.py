@@ -1,0 +1,199 @@
+"""Convolution layers (NCHW / NCL) on top of ``cycnn.ops``."""
+import numpy as np
+
+from .. import initializers
+from .. import ops
+from .._args import conv_padding, positive_pair
+from .activations import activation_config, get_activation
+from .base import Layer, check_bool, check_initializer, check_padding, check_positive_int
+
+__all__ = ["Conv2D", "Conv1D"]
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation) over NCHW input, optionally followed by an activation.
+
+    Parameters: ``kernel`` (filters, C, R, S) and ``bias`` (filters,) when ``use_bias``.
+    ``padding`` is an int, a pair (ph, pw), ``'valid'`` (no padding) or ``'same'`` (TensorFlow
+    meaning: output ceil(H / stride); an odd total pad puts the extra pixel bottom/right).
+
+    Shape:
+        input (N, C, H, W) -> output (N, filters, H_out, W_out) with, per axis,
+        ``H_out = floor((H + pad_top + pad_bottom - dilation*(R - 1) - 1) / stride) + 1``;
+        'valid': pads 0; int p: pad_top = pad_bottom = p; 'same': ``H_out = ceil(H / stride)``.
+    """
+
+    def __init__(self, filters, kernel_size, stride=1, padding="valid", dilation=1, use_bias=True,
+                 activation=None, kernel_initializer="he_uniform", name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.padding = check_padding(padding)
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
+        self._activation_arg = activation
+        self.activation = get_activation(activation, self.name, self.dtype)
+
+    def _children(self):
+        return [] if self.activation is None else [self.activation]
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride), "padding": _as_list(self.padding),
+                "dilation": list(self.dilation), "use_bias": self.use_bias,
+                "activation": activation_config(self._activation_arg),
+                "kernel_initializer": self.kernel_initializer}
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects per-sample input shape "
+                             f"(C, H, W), got {input_shape}")
+        if self.built and input_shape[0] != self.input_shape[0]:
+            raise ValueError(f"{type(self).__name__} '{self.name}' was built for "
+                             f"{self.input_shape[0]} input channels, got input shape {input_shape}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        _, _, _, (oh, ow) = conv_padding(self.padding, tuple(input_shape[1:]), self.kernel_size,
+                                         self.stride, self.dilation)
+        return (self.filters, oh, ow)
+
+    def _build(self, input_shape):
+        out = self.compute_output_shape(input_shape)
+        shape = (self.filters, input_shape[0]) + self.kernel_size
+        self.params["kernel"] = initializers.get(self.kernel_initializer)(shape, dtype=self.dtype)
+        if self.use_bias:
+            self.params["bias"] = np.zeros(self.filters, dtype=self.dtype)
+        return out
+
+    def forward(self, x, training=False):
+        x = self._prepare(x, 4, "(N, C, H, W)")
+        self._x = x
+        y = ops.conv2d(x, self.params["kernel"], self.params.get("bias"), stride=self.stride,
+                       padding=self.padding, dilation=self.dilation)
+        if self.activation is not None:
+            y = self.activation.forward(y, training=training)
+        return y
+
+    def backward(self, dy):
+        x = self._cached("_x")
+        if self.activation is not None:
+            dy = self.activation.backward(dy)
+        dy = np.asarray(dy, dtype=self.dtype)
+        dx, dw, db = ops.conv2d_backward(dy, x, self.params["kernel"], stride=self.stride,
+                                         padding=self.padding, dilation=self.dilation)
+        self.grads = {"kernel": dw}
+        if self.use_bias:
+            self.grads["bias"] = db
+        return dx
+
+
+def _single(value, name, minimum=1):
+    """An int from an int or a 1-element sequence (Conv1D geometry)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Conv1D(Layer):
+    """1-D convolution over (N, C, L) input, run as a 2-D convolution on (N, C, 1, L).
+
+    Parameters: ``kernel`` (filters, C, kernel_size) and ``bias`` (filters,) when ``use_bias``.
+    ``padding`` is an int, ``'valid'`` or ``'same'`` (TensorFlow meaning, extra pad on the right).
+
+    Shape:
+        input (N, C, L) -> output (N, filters, L_out) with
+        ``L_out = floor((L + pad_left + pad_right - dilation*(kernel_size - 1) - 1) / stride) + 1``;
+        'same': ``L_out = ceil(L / stride)``.
+    """
+
+    def __init__(self, filters, kernel_size, stride=1, padding="valid", dilation=1, use_bias=True,
+                 activation=None, kernel_initializer="he_uniform", name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = _single(kernel_size, "kernel_size")
+        self.stride = _single(stride, "stride")
+        self.dilation = _single(dilation, "dilation")
+        if isinstance(padding, str):
+            self.padding = check_padding(padding)
+        else:
+            self.padding = _single(padding, "padding", minimum=0)
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
+        self._activation_arg = activation
+        self.activation = get_activation(activation, self.name, self.dtype)
+
+    def _children(self):
+        return [] if self.activation is None else [self.activation]
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": self.padding, "dilation": self.dilation, "use_bias": self.use_bias,
+                "activation": activation_config(self._activation_arg),
+                "kernel_initializer": self.kernel_initializer}
+
+    def _geometry(self):
+        """stride, padding, dilation for the (1, L) 2-D problem."""
+        padding = self.padding if isinstance(self.padding, str) else (0, self.padding)
+        return (1, self.stride), padding, (1, self.dilation)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"Conv1D '{self.name}' expects per-sample input shape (C, L), "
+                             f"got {input_shape}")
+        if self.built and input_shape[0] != self.input_shape[0]:
+            raise ValueError(f"Conv1D '{self.name}' was built for {self.input_shape[0]} input "
+                             f"channels, got input shape {input_shape}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        stride, padding, dilation = self._geometry()
+        _, _, _, (_, ol) = conv_padding(padding, (1, input_shape[1]), (1, self.kernel_size),
+                                        stride, dilation)
+        return (self.filters, ol)
+
+    def _build(self, input_shape):
+        out = self.compute_output_shape(input_shape)
+        shape = (self.filters, input_shape[0], self.kernel_size)
+        self.params["kernel"] = initializers.get(self.kernel_initializer)(shape, dtype=self.dtype)
+        if self.use_bias:
+            self.params["bias"] = np.zeros(self.filters, dtype=self.dtype)
+        return out
+
+    def _kernel4d(self):
+        k = self.params["kernel"]
+        return k.reshape(k.shape[0], k.shape[1], 1, k.shape[2])
+
+    def forward(self, x, training=False):
+        x = self._prepare(x, 3, "(N, C, L)")
+        x4 = x[:, :, None, :]
+        self._x4 = x4
+        stride, padding, dilation = self._geometry()
+        y = ops.conv2d(x4, self._kernel4d(), self.params.get("bias"), stride=stride,
+                       padding=padding, dilation=dilation)[:, :, 0, :]
+        if self.activation is not None:
+            y = self.activation.forward(y, training=training)
+        return y
+
+    def backward(self, dy):
+        x4 = self._cached("_x4")
+        if self.activation is not None:
+            dy = self.activation.backward(dy)
+        dy = np.asarray(dy, dtype=self.dtype)
+        stride, padding, dilation = self._geometry()
+        dx, dw, db = ops.conv2d_backward(dy[:, :, None, :], x4, self._kernel4d(), stride=stride,
+                                         padding=padding, dilation=dilation)
+        self.grads = {"kernel": dw.reshape(self.params["kernel"].shape)}
+        if self.use_bias:
+            self.grads["bias"] = db
+        return dx[:, :, 0, :]

@@ -1,0 +1,128 @@
+"""Dense, Flatten and Dropout."""
+import math
+
+import numpy as np
+
+from .. import initializers
+from .._random import get_rng
+from .activations import activation_config, get_activation
+from .base import Layer, check_bool, check_float, check_initializer, check_positive_int
+
+__all__ = ["Dense", "Flatten", "Dropout"]
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = x @ kernel.T + bias``, optionally followed by an activation.
+
+    Parameters: ``kernel`` (units, in_features) (PyTorch layout, so fan_in = in_features) and
+    ``bias`` (units,) when ``use_bias``. One BLAS matrix product per batch.
+
+    Shape:
+        input (N, in_features) -> output (N, units).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.units = check_positive_int(units, "units")
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
+        self._activation_arg = activation
+        self.activation = get_activation(activation, self.name, self.dtype)
+
+    def _children(self):
+        return [] if self.activation is None else [self.activation]
+
+    def _config(self):
+        return {"units": self.units, "activation": activation_config(self._activation_arg),
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer}
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense '{self.name}' expects input (N, features) - add a Flatten "
+                             f"layer first - got per-sample shape {input_shape}")
+        if self.built and input_shape[0] != self.input_shape[0]:
+            raise ValueError(f"Dense '{self.name}' was built for {self.input_shape[0]} input "
+                             f"features, got {input_shape[0]}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        return (self.units,)
+
+    def _build(self, input_shape):
+        init = initializers.get(self.kernel_initializer)
+        self.params["kernel"] = init((self.units, input_shape[0]), dtype=self.dtype)
+        if self.use_bias:
+            self.params["bias"] = np.zeros(self.units, dtype=self.dtype)
+        return (self.units,)
+
+    def forward(self, x, training=False):
+        x = self._prepare(x, 2, "(N, features) (add a Flatten layer before it)")
+        self._x = x
+        y = x @ self.params["kernel"].T
+        if self.use_bias:
+            y += self.params["bias"]
+        if self.activation is not None:
+            y = self.activation.forward(y, training=training)
+        return y
+
+    def backward(self, dy):
+        x = self._cached("_x")
+        if self.activation is not None:
+            dy = self.activation.backward(dy)
+        dy = np.asarray(dy, dtype=self.dtype)
+        self.grads = {"kernel": dy.T @ x}
+        if self.use_bias:
+            self.grads["bias"] = dy.sum(axis=0)
+        return dy @ self.params["kernel"]
+
+
+class Flatten(Layer):
+    """Collapse every axis but the batch axis.
+
+    Shape:
+        input (N, d1, d2, ...) -> output (N, d1*d2*...).
+    """
+
+    def compute_output_shape(self, input_shape):
+        return (math.prod(int(s) for s in input_shape),)
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        if x.ndim < 2:
+            raise ValueError(f"Flatten '{self.name}' expects input (N, ...), got shape {x.shape}")
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return np.asarray(dy, dtype=self.dtype).reshape(self._cached("_in_shape"))
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``rate`` and scale the
+    survivors by 1 / (1 - rate); identity when ``training=False``. Masks come from the shared
+    generator, so ``cycnn.seed(n)`` makes them reproducible.
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+
+    def __init__(self, rate, name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_open=True)
+        self._mask = None
+
+    def _config(self):
+        return {"rate": self.rate}
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._mask = None
+        if not training or self.rate == 0.0:
+            return x
+        keep = get_rng().random(x.shape, dtype=np.float32) >= self.rate
+        self._mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.rate)
+        return x * self._mask
+
+    def backward(self, dy):
+        dy = np.asarray(dy, dtype=self.dtype)
+        return dy if self._mask is None else dy * self._mask
