@@ -355,7 +355,7 @@ def test_threads_give_identical_results(dtype, g):
     y_ref, idx_ref = ref_max_forward(x, *g)
     dy = np.random.default_rng(14).standard_normal(y_ref.shape).astype(dtype)
     results = []
-    for threads in (1, 2, 3):
+    for threads in (1, 2, 3, 0, 1000):      # 0 -> serial; more threads than planes is fine
         y, idx = run_max_forward(x, *g, threads=threads)
         dx, bad = run_max_backward(dy, idx, H, W, threads=threads)
         ya = run_avg_forward(x, *g, threads=threads)
@@ -416,6 +416,24 @@ def test_dtype_mismatch_rejected():
     with pytest.raises((TypeError, ValueError)):
         pool.max_pool2d_forward(x, np.zeros((1, 1, 2, 2), np.float64),
                                 np.zeros((1, 1, 2, 2), np.int64), 2, 2, 2, 2, 0, 0, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("g", [(3, 598, 3, 3, 1, 1, 1, 1), (2, 300, 3, 3, 2, 2, 1, 1),
+                               (2, 200, 2, 4, 1, 3, 0, 2)])
+def test_wide_rows_span_several_chunks(dtype, g):
+    # the window-element-outer forward works on chunks of 256 outputs per row
+    Ho, Wo, kh, kw, sh, sw, pt, pl = g
+    H, W = 6, (Wo - 1) * sw + kw - 2 * pl + 1
+    rng = np.random.default_rng(17)
+    x = rng.integers(0, 4, (1, 2, H, W)).astype(dtype)       # ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    Ho = (H + 2 * pt - kh) // sh + 1
+    g = (Ho,) + g[1:]
+    assert_max_equal(*run_max_forward(x, *g), *ref_max_forward(x, *g))
+    x = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_allclose(run_avg_forward(x, *g), ref_avg_forward(x, *g),
+                               rtol=RTOL[dtype], atol=ATOL[dtype])
 
 
 def test_unit_kernel_is_identity():

@@ -32,7 +32,8 @@
  *       "take v if v > best or v is NaN", checked against torch 2.13.
  *   Empty window: y = -inf, idx = -1 (the backward then reports it as out of range).
  *   2x2 windows with stride 2 and no padding take a branch-free SIMD path (SSE2 on x86-64,
- *   scalar selects elsewhere) with the same results.
+ *   scalar elsewhere); other geometries vectorise across the output columns whose windows
+ *   are not clipped. Every path gives bit-identical results.
  *
  * Max pool backward  cycnn_maxpool2d_bwd_{f32,f64}(n_out, dy, idx, hw, dx)
  *   IN  dy[n_out], idx[n_out] (from the forward), hw = H*W; OUT dx[hw].

@@ -6,8 +6,10 @@
 #
 # Loop order: one prange over the N*C planes (schedule='static', so every thread walks one
 # contiguous slab of memory); inside a plane the C kernel goes output row, output column,
-# window row, window column. Max-pool indices are flat positions inside the plane
-# (ih*W + iw), as in PyTorch. 2x2 stride-2 unpadded max pooling has an SSE2 fast path in C.
+# window row, window column (the forward kernels turn that inside out for the columns whose
+# windows are not clipped, so the compiler vectorises across outputs; 2x2 stride-2 unpadded
+# max pooling has its own SSE2 path). Max-pool indices are flat positions inside the plane
+# (ih*W + iw), as in PyTorch; ties take the first maximum, NaN wins (the last NaN, as PyTorch).
 #
 # Threads: min(n_threads, N*C); 1 thread when the call touches fewer than _SERIAL_BELOW
 # elements (the OpenMP fork/join would cost more than the work). Without OpenMP the prange
