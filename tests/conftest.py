@@ -29,3 +29,20 @@ def mnist_dir():
             pytest.fail("MNIST files not found: set CYCNN_DATA or put them in ../shared/data/mnist")
         pytest.skip("MNIST files not found (set CYCNN_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def subprocess_env():
+    """Environment for `python -c ...` subprocesses that must import the same cycnn as the tests
+    (the installed one in CI, the in-place build during development)."""
+    import cycnn
+
+    site = str(pathlib.Path(cycnn.__file__).resolve().parents[1])
+
+    def make(**extra):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH")) if p)
+        env.update(extra)
+        return env
+
+    return make
