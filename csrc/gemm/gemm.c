@@ -19,18 +19,6 @@
 #include "gemm_internal.h"
 #include "../cpu.h"
 
-/* ---- blocking parameters (elements; mc multiple of mr, nc multiple of nr) ---- */
-/* Zen 4 tuning: 32 KiB L1d, 1 MiB L2 per core. */
-#ifndef CYCNN_S512_MC
-#define CYCNN_S512_MC 128
-#endif
-#ifndef CYCNN_S512_KC
-#define CYCNN_S512_KC 256
-#endif
-#ifndef CYCNN_S512_NC
-#define CYCNN_S512_NC 1024
-#endif
-
 typedef struct {
     const char *name;
     int (*supported)(void);
@@ -53,24 +41,33 @@ static int avx512_supported(void)
 }
 #endif
 
-/* Ordered worst to best; "auto" picks the last supported entry. */
+/* Ordered worst to best; "auto" picks the last supported entry.
+ * Blocking {mr, nr, mc, kc, nc} in elements (mc a multiple of mr, nc of nr), tuned on Zen 4
+ * (32 KiB L1d, 1 MiB L2 per core): packed A block mc x kc <= 128 KiB and packed B block
+ * kc x nc <= 512 KiB sit in L2; a kc x nr B micro-panel (16-32 KiB) is reused from L1/L2 by
+ * all mc/mr A panels. Measured: kc 192..384 and nc 512 vs 1024 are within noise for the
+ * target shapes, so the smaller workspace was kept (~640 KiB in total). */
 static const gemm_path paths[] = {
     { "generic", generic_supported,
       { CYCNN_SGEMM_GENERIC_MR, CYCNN_SGEMM_GENERIC_NR, 64, 256, 512,
-        cycnn_sgemm_ukernel_4x8_generic, cycnn_spack_a, cycnn_spack_b },
+        cycnn_sgemm_ukernel_4x8_generic, NULL, cycnn_spack_a, cycnn_spack_b, 0 },
       { CYCNN_DGEMM_GENERIC_MR, CYCNN_DGEMM_GENERIC_NR, 64, 256, 256,
-        cycnn_dgemm_ukernel_4x4_generic, cycnn_dpack_a, cycnn_dpack_b } },
+        cycnn_dgemm_ukernel_4x4_generic, NULL, cycnn_dpack_a, cycnn_dpack_b, 0 } },
 #if CYCNN_GEMM_X86
     { "avx2", avx2_supported,
-      { CYCNN_SGEMM_AVX2_MR, CYCNN_SGEMM_AVX2_NR, 120, 256, 1024,
-        cycnn_sgemm_ukernel_6x16_avx2, cycnn_spack_a_avx2, cycnn_spack_b_avx2 },
-      { CYCNN_DGEMM_AVX2_MR, CYCNN_DGEMM_AVX2_NR, 96, 192, 512,
-        cycnn_dgemm_ukernel_6x8_avx2, cycnn_dpack_a_avx2, cycnn_dpack_b_avx2 } },
+      { CYCNN_SGEMM_AVX2_MR, CYCNN_SGEMM_AVX2_NR, 120, 256, 512,
+        cycnn_sgemm_ukernel_6x16_avx2, cycnn_sgemm_ukernel_6x8_avx2,
+        cycnn_spack_a_avx2, cycnn_spack_b_avx2, 0 },
+      { CYCNN_DGEMM_AVX2_MR, CYCNN_DGEMM_AVX2_NR, 96, 192, 256,
+        cycnn_dgemm_ukernel_6x8_avx2, cycnn_dgemm_ukernel_6x4_avx2,
+        cycnn_dpack_a_avx2, cycnn_dpack_b_avx2, 0 } },
     { "avx512", avx512_supported,
-      { CYCNN_SGEMM_AVX512_MR, CYCNN_SGEMM_AVX512_NR, CYCNN_S512_MC, CYCNN_S512_KC,
-        CYCNN_S512_NC, cycnn_sgemm_ukernel_8x32_avx512, cycnn_spack_a_avx2, cycnn_spack_b_avx2 },
-      { CYCNN_DGEMM_AVX512_MR, CYCNN_DGEMM_AVX512_NR, 64, 256, 512,
-        cycnn_dgemm_ukernel_8x16_avx512, cycnn_dpack_a_avx2, cycnn_dpack_b_avx2 } },
+      { CYCNN_SGEMM_AVX512_MR, CYCNN_SGEMM_AVX512_NR, 128, 256, 512,
+        cycnn_sgemm_ukernel_8x32_avx512, cycnn_sgemm_ukernel_8x16_avx512,
+        cycnn_spack_a_avx2, cycnn_spack_b_avx2, 1 },
+      { CYCNN_DGEMM_AVX512_MR, CYCNN_DGEMM_AVX512_NR, 64, 256, 256,
+        cycnn_dgemm_ukernel_8x16_avx512, cycnn_dgemm_ukernel_8x8_avx512,
+        cycnn_dpack_a_avx2, cycnn_dpack_b_avx2, 1 } },
 #endif
 };
 #define NPATHS ((int)(sizeof(paths) / sizeof(paths[0])))
@@ -80,14 +77,19 @@ static const gemm_path *current = NULL;
 
 /* ---- helpers used by the driver ---- */
 
+/* Direct-B mode (see gemm_driver.h): used when rows of B are contiguous and M is small
+ * enough that copying B would be a noticeable share of the work (each B element feeds only
+ * 2*M flops); the in-place panel is kc x nr with kc <= DIRECT_B_KC. For larger M, packing
+ * amortises, and packed panels avoid the cache-set conflicts of power-of-two row strides. */
 #ifndef DIRECT_B_MAX_M
-#define DIRECT_B_MAX_M 100000
+#define DIRECT_B_MAX_M 256
 #endif
 #ifndef DIRECT_B_KC
 #define DIRECT_B_KC 128
 #endif
 
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 /* Split n into the fewest blocks of at most `max`, of equal size rounded up to `mult`. */
 static int balanced_block(int n, int max, int mult)
@@ -100,18 +102,22 @@ static int balanced_block(int n, int max, int mult)
 
 #define T float
 #define CONFIG cycnn_sgemm_config
+#define UKFN cycnn_sgemm_ukernel_fn
 #define DRIVER sgemm_driver
 #include "gemm_driver.h"
 #undef T
 #undef CONFIG
+#undef UKFN
 #undef DRIVER
 
 #define T double
 #define CONFIG cycnn_dgemm_config
+#define UKFN cycnn_dgemm_ukernel_fn
 #define DRIVER dgemm_driver
 #include "gemm_driver.h"
 #undef T
 #undef CONFIG
+#undef UKFN
 #undef DRIVER
 
 /* ---- public API ---- */
@@ -126,9 +132,11 @@ static const gemm_path *active_path(void)
     return p;
 }
 
+/* Must match the layout in gemm_driver.h: Ap | Bp | tile. */
 static size_t config_bytes(int mr, int nr, int mc, int kc, int nc, size_t elsize)
 {
-    return align64((size_t)mc * kc * elsize) + align64((size_t)kc * nc * elsize) +
+    return align64((size_t)round_up(mc, mr) * kc * elsize) +
+           align64((size_t)kc * round_up(nc, nr) * elsize) +
            align64((size_t)mr * nr * elsize);
 }
 

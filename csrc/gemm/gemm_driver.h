@@ -1,24 +1,34 @@
 /* gemm_driver.h -- type-generic body of the blocked GEMM driver, included by gemm.c once
  * for float and once for double (a C "template"; not a public header).
  *
- * The includer defines:
- *   T           element type             DRIVER   name of the function to define
- *   CONFIG      config struct type (gemm_internal.h): tiles, blocking, kernel, packers
+ * The includer defines T (element type), CONFIG (config struct type, gemm_internal.h),
+ * UKFN (micro-kernel pointer type) and DRIVER (name of the function to define), and
+ * provides align64(), round_up(), balanced_block() and the DIRECT_B_* tunables.
  *
- * Loop nest (BLIS order), for C(MxN) += A(MxK) * B(KxN):
+ * Loop nest (BLIS order), for C(MxN) = alpha*A(MxK)*B(KxN) + beta*C:
  *   jc: columns of C/B in blocks of nc (<= cfg->nc)
  *     pc: depth in blocks of kc (<= cfg->kc); beta applies on the first block only
- *       pack B(pc:pc+kc, jc:jc+nc) into nr-wide micro-panels          -> Bp (L2/L3)
+ *       pack B(pc:pc+kc, jc:jc+nc) into nr-wide micro-panels          -> Bp (L2)
  *       ic: rows in blocks of mc (<= cfg->mc)
  *         pack A(ic:ic+mc, pc:pc+kc) into mr-tall micro-panels         -> Ap (L2)
- *         jr: nr-wide micro-panel of Bp (stays in L1 across the ir loop)
- *           ir: mr-tall micro-panel of Ap -> micro-kernel on one mr x nr tile of C
- * Block sizes are balanced (e.g. K=576 with kc<=256 gives 3 blocks of 192, not
- * 256+256+64) so small / odd shapes still run mostly full, long micro-kernel calls.
- * Edge tiles (m < mr or n < nr) are computed into the workspace tile with beta = 0 and
- * merged into C, so C is never touched outside its M x N extent.
+ *         jr: one nr-wide micro-panel of B (stays in L1 across the ir loop)
+ *           ir: one mr-tall micro-panel of Ap -> micro-kernel on an mr x nr tile of C
  *
- * Workspace layout (each part 64-byte aligned): Ap [mc*kc] | Bp [kc*nc] | tile [mr*nr].
+ * Direct B: when rows of B are contiguous (csb == 1) and M is small (each B element then
+ * feeds only 2*M flops, so copying B is a visible cost), full nr-wide panels are read in
+ * place with row stride rsb and only a partial last panel is packed. kc is capped at
+ * DIRECT_B_KC so the in-place panel stays L1/L2 resident across the ir loop, and the next
+ * panel is prefetched while the current one is used. Paths whose kernels suffer from
+ * 4 KiB-aliased row strides opt out for such strides (direct_b_any_stride == 0).
+ *
+ * Block sizes are balanced (e.g. K=576 with kc<=256 gives 3 blocks of 192, not
+ * 256+256+64) so odd shapes still run long micro-kernel calls. Column edges: a tile with
+ * exactly nr/2 columns uses the half-width kernel directly on C; other edge tiles
+ * (m < mr or n < nr) are computed into the workspace tile with beta = 0 (using the
+ * half-width kernel when n <= nr/2) and merged, so C is never touched outside M x N.
+ *
+ * Workspace (each part 64-byte aligned): Ap [mc x kc] | Bp [kc x nc] | tile [mr x nr],
+ * sized from the config's maxima (see cycnn_gemm_workspace_size()).
  */
 
 static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
@@ -44,29 +54,28 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
         return;
     }
 
-    /* Direct B: rows of B are contiguous, so full-width micro-panels can be read in place
-     * (row stride rsb) instead of being copied; only a partial last panel is packed. The
-     * in-place panel must stay cache resident across the ir loop, hence a smaller kc. */
-    direct_b = csb == 1 && M <= DIRECT_B_MAX_M;
+    direct_b = csb == 1 && M <= DIRECT_B_MAX_M &&
+               (cfg->direct_b_any_stride || ((size_t)rsb * sizeof(T)) % 4096 != 0);
 
     mcb = balanced_block(M, cfg->mc, MR);
     kcb = balanced_block(K, direct_b && cfg->kc > DIRECT_B_KC ? DIRECT_B_KC : cfg->kc, 1);
     ncb = balanced_block(N, cfg->nc, NR);
 
     Ap = (T *)ws;
-    Bp = (T *)((char *)ws + align64((size_t)cfg->mc * cfg->kc * sizeof(T)));
-    tile = (T *)((char *)Bp + align64((size_t)cfg->kc * cfg->nc * sizeof(T)));
+    Bp = (T *)((char *)Ap + align64((size_t)round_up(cfg->mc, MR) * cfg->kc * sizeof(T)));
+    tile = (T *)((char *)Bp + align64((size_t)cfg->kc * round_up(cfg->nc, NR) * sizeof(T)));
 
     for (jc = 0; jc < N; jc += ncb) {
         const int nc = N - jc < ncb ? N - jc : ncb;
-        const int nc_full = direct_b ? nc - nc % NR : 0;   /* columns read in place */
+        const int nc_direct = direct_b ? nc - nc % NR : 0;   /* columns read in place */
+
         for (pc = 0; pc < K; pc += kcb) {
             const int kc = K - pc < kcb ? K - pc : kcb;
             const T beta_p = pc == 0 ? beta : (T)1;
             const T *Bblk = B + pc * rsb + jc * csb;
 
-            if (nc_full < nc)
-                cfg->pack_b(NR, kc, nc - nc_full, Bblk + nc_full * csb, rsb, csb, Bp);
+            if (nc_direct < nc)
+                cfg->pack_b(NR, kc, nc - nc_direct, Bblk + nc_direct * csb, rsb, csb, Bp);
 
             for (ic = 0; ic < M; ic += mcb) {
                 const int mc = M - ic < mcb ? M - ic : mcb;
@@ -75,15 +84,18 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
 
                 for (jr = 0; jr < nc; jr += NR) {
                     const int n = nc - jr < NR ? nc - jr : NR;
-                    const T *bp = jr < nc_full ? Bblk + jr : Bp + (ptrdiff_t)(jr - nc_full) * kc;
-                    const ptrdiff_t ldb = jr < nc_full ? rsb : NR;
-#if DIRECT_B_PREFETCH
-                    if (jr + NR < nc_full) {  /* warm the next in-place panel */
+                    const int in_place = jr < nc_direct;
+                    const T *bp = in_place ? Bblk + jr : Bp + (ptrdiff_t)(jr - nc_direct) * kc;
+                    const ptrdiff_t ldb = in_place ? rsb : NR;
+
+#if defined(__GNUC__)
+                    if (jr + NR < nc_direct) {      /* warm the next in-place panel */
                         const char *nb = (const char *)(Bblk + jr + NR);
+                        const ptrdiff_t row_bytes = rsb * (ptrdiff_t)sizeof(T);
                         int q;
                         for (q = 0; q < kc; q++) {
-                            __builtin_prefetch(nb + q * rsb * (ptrdiff_t)sizeof(T), 0, 3);
-                            __builtin_prefetch(nb + q * rsb * (ptrdiff_t)sizeof(T) + NR * sizeof(T) - 1, 0, 3);
+                            __builtin_prefetch(nb + q * row_bytes, 0, 3);
+                            __builtin_prefetch(nb + q * row_bytes + NR * sizeof(T) - 1, 0, 3);
                         }
                     }
 #endif
@@ -94,8 +106,12 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
 
                         if (m == MR && n == NR) {
                             cfg->ukernel((size_t)kc, ap, bp, ldb, c, ldc, alpha, beta_p);
-                        } else {
-                            cfg->ukernel((size_t)kc, ap, bp, ldb, tile, NR, alpha, (T)0);
+                        } else if (m == MR && 2 * n == NR && cfg->ukernel_half) {
+                            cfg->ukernel_half((size_t)kc, ap, bp, ldb, c, ldc, alpha, beta_p);
+                        } else {                    /* edge tile via the workspace tile */
+                            const UKFN uk = 2 * n <= NR && cfg->ukernel_half
+                                                ? cfg->ukernel_half : cfg->ukernel;
+                            uk((size_t)kc, ap, bp, ldb, tile, NR, alpha, (T)0);
                             for (i = 0; i < m; i++) {
                                 T *ci = c + (ptrdiff_t)i * ldc;
                                 const T *ti = tile + i * NR;

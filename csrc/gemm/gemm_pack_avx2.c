@@ -58,25 +58,25 @@ static inline void transpose_4x4_pd(const double *src, ptrdiff_t ls, double *dst
 }
 
 /* total lines of kc values (line l, depth p at src[l*ls + p]) -> panels of w lines. */
-#define DEFINE_TRANSPOSE_PACK(NAME, T, BLK, TRANSPOSE, FALLBACK_LINES)                  \
-static void NAME(int w, int total, int kc, const T *src, ptrdiff_t ls, T *dst)          \
-{                                                                                       \
-    int l0, lb, p, l;                                                                   \
-    for (l0 = 0; l0 + w <= total; l0 += w) {                                            \
-        const T *s = src + l0 * ls;                                                     \
-        /* BLK lines at a time along all of k: only BLK source streams are live, which  \
-         * avoids cache-set thrashing when ls is a multiple of 4 KiB. */               \
-        for (lb = 0; lb < w; lb += BLK)                                                 \
-            for (p = 0; p + BLK <= kc; p += BLK)                                        \
-                TRANSPOSE(s + lb * ls + p, ls, dst + p * w + lb, w);                    \
-        p = kc - kc % BLK;                                                              \
-        for (; p < kc; p++)                                                             \
-            for (l = 0; l < w; l++)                                                     \
-                dst[p * w + l] = s[l * ls + p];                                         \
-        dst += (ptrdiff_t)w * kc;                                                       \
-    }                                                                                   \
-    if (l0 < total)                   /* last, partial panel: portable (zero-pads) */   \
-        FALLBACK_LINES(w, total - l0, kc, src + l0 * ls, ls, dst);                      \
+#define DEFINE_TRANSPOSE_PACK(NAME, T, BLK, TRANSPOSE, FALLBACK_LINES)                      \
+static void NAME(int w, int total, int kc, const T *src, ptrdiff_t ls, T *dst)              \
+{                                                                                           \
+    int l0, lb, p, l;                                                                       \
+    for (l0 = 0; l0 + w <= total; l0 += w) {                                                \
+        const T *s = src + l0 * ls;                                                         \
+        /* BLK lines at a time along all of k: only BLK source streams are live, which      \
+         * avoids cache-set thrashing when ls is a multiple of 4 KiB. */                    \
+        for (lb = 0; lb < w; lb += BLK)                                                     \
+            for (p = 0; p + BLK <= kc; p += BLK)                                            \
+                TRANSPOSE(s + lb * ls + p, ls, dst + p * w + lb, w);                        \
+        p = kc - kc % BLK;                                                                  \
+        for (; p < kc; p++)                                                                 \
+            for (l = 0; l < w; l++)                                                         \
+                dst[p * w + l] = s[l * ls + p];                                             \
+        dst += (ptrdiff_t)w * kc;                                                           \
+    }                                                                                       \
+    if (l0 < total)                   /* last, partial panel: portable (zero-pads) */       \
+        FALLBACK_LINES(w, total - l0, kc, src + l0 * ls, ls, dst);                          \
 }
 
 /* The portable packers take (A, rsa, csa) / (B, rsb, csb); adapt them to "lines". */
