@@ -171,6 +171,11 @@ def pool_padding(kernel_size, stride, padding, in_hw):
     return kernel_hw, stride_hw, pads, out_hw
 
 
+def float_array_view(value, name):
+    """ndarray of ``value`` without copying (any strides); rejects non-numeric input."""
+    return _to_array(value, name)
+
+
 def float_arrays(*named):
     """Common float dtype and C-contiguous arrays of it for (value, name) pairs.
 

@@ -24,6 +24,7 @@ __all__ = [
     "conv2d", "conv2d_backward",
     "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward",
+    "matmul",
 ]
 
 # Work (multiply-adds) below which a parallel region costs more than it saves.
@@ -171,3 +172,28 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     dx = np.empty(input_shape, dtype=dtype)
     _pool.avg_pool2d_backward(dy, dx, *geometry, _threads_for(dx.size * geometry[0]))
     return dx
+
+
+def matmul(a, b):
+    """Matrix product a @ b on cycnn's GEMM, on :func:`cycnn.get_num_threads` threads.
+
+    Transposed, strided and broadcast operands are read in place (no copy); the Dense layer
+    uses it for ``x @ kernel.T`` and its gradients.
+
+    Shape:
+        a (M, K), b (K, N) -> (M, N).
+    """
+    a = _args.float_array_view(a, "a")
+    b = _args.float_array_view(b, "b")
+    dtype = _args.result_dtype(a, b)
+    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    _args.check_ndim(a, "a", 2, "(M, K)")
+    _args.check_ndim(b, "b", 2, "(K, N)")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"a has {a.shape[1]} columns but b has {b.shape[0]} rows "
+                         f"(a shape {a.shape}, b shape {b.shape})")
+    if max(a.shape + b.shape) > _INT_MAX:
+        raise ValueError(f"matmul of {a.shape} by {b.shape} is too large (dimensions < 2**31)")
+    c = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    _conv.gemm(a, b, c, 1.0, 0.0, _threads_for(a.shape[0] * a.shape[1] * b.shape[1]))
+    return c

@@ -25,6 +25,7 @@ __all__ = [
     "conv2d", "conv2d_backward",
     "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward",
+    "matmul",
 ]
 
 
@@ -304,3 +305,18 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     padded_hw = (H + sum(pads[0]), W + sum(pads[1]))
     dx = _crop(_scatter_windows(cols, padded_hw, stride_hw, (1, 1)), pads)
     return np.ascontiguousarray(dx, dtype=dy.dtype)
+
+
+def matmul(a, b):
+    """Matrix product a @ b (NumPy's), with the dtype and validation rules of the ops.
+
+    Shape:
+        a (M, K), b (K, N) -> (M, N).
+    """
+    dtype, (a, b) = _args.float_arrays((a, "a"), (b, "b"))
+    _args.check_ndim(a, "a", 2, "(M, K)")
+    _args.check_ndim(b, "b", 2, "(K, N)")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"a has {a.shape[1]} columns but b has {b.shape[0]} rows "
+                         f"(a shape {a.shape}, b shape {b.shape})")
+    return a @ b

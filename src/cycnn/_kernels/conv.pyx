@@ -229,27 +229,39 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
             db[k] = acc
 
 
-# ---------------------------------------------------------------- GEMM access for tests
+# ---------------------------------------------------------------- matrix product
 
 def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
-         double alpha, double beta):
+         double alpha, double beta, int n_threads=1):
     """c = alpha * a @ b + beta * c, in place, through the selected micro-kernel.
 
-    a (M, K) and b (K, N) may have any strides; c (M, N) is C-contiguous. For tests."""
+    a (M, K) and b (K, N) IN, any strides (transposed and broadcast views work without a copy);
+    c (M, N) IN/OUT, C-contiguous. With n_threads > 1 the columns of c are split into one block
+    per thread (each a multiple of 32 wide), every thread running its own single-threaded GEMM.
+    """
     cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1]
     if b.shape[0] != K or c.shape[0] != M or c.shape[1] != N:
         raise ValueError(f"gemm shapes do not agree: a {tuple(a.shape)[:2]}, "
                          f"b {tuple(b.shape)[:2]}, c {tuple(c.shape)[:2]}")
     if M == 0 or N == 0:
         return
-    cdef _Workspaces ws = _Workspaces(1)
+    cdef int nt = max(1, min(n_threads, (N + 63) // 64))
+    cdef int chunk = ((N + nt - 1) // nt + 31) // 32 * 32
+    cdef _Workspaces ws = _Workspaces(nt)
     cdef ptrdiff_t isz = sizeof(floating)
+    cdef ptrdiff_t rsa = a.strides[0] // isz, csa = a.strides[1] // isz
+    cdef ptrdiff_t rsb = b.strides[0] // isz, csb = b.strides[1] // isz
     cdef const floating *pa = &a[0, 0] if K > 0 else NULL
     cdef const floating *pb = &b[0, 0] if K > 0 else NULL
-    with nogil:
-        _gemm(M, N, K, <floating>alpha, pa, a.strides[0] // isz, a.strides[1] // isz,
-              pb, b.strides[0] // isz, b.strides[1] // isz,
-              <floating>beta, &c[0, 0], N, ws.get(0))
+    cdef int t, j0, width
+    with nogil, parallel(num_threads=nt):
+        for t in prange(nt, schedule='static'):
+            j0 = t * chunk
+            width = min(N - j0, chunk)
+            if width > 0:
+                _gemm(M, width, K, <floating>alpha, pa, rsa, csa,
+                      pb + j0 * csb if K > 0 else NULL, rsb, csb,
+                      <floating>beta, &c[0, j0], N, ws.get(t))
 
 
 def simd_supported(name):
