@@ -123,6 +123,7 @@ def extension(name, pyx, csrc):
 extensions = [
     extension("conv", "conv.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c")),
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
+    extension("optim", "optim.pyx", []),
     extension("_openmp", "_openmp.pyx", []),
 ]
 

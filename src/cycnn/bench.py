@@ -1,0 +1,708 @@
+"""Benchmark cycnn's kernels against PyTorch (when importable) and the NumPy reference.
+
+Run ``python -m cycnn.bench --help``. Only cycnn and NumPy are needed (it works from an installed
+wheel); PyTorch is an optional contender.
+
+Method: for every (shape, op, threads) row the contenders are warmed up (the warm-up outputs are
+also compared with each other), then timed interleaved -- A B C, B C A, C A B, ... -- in one
+process with the garbage collector off, so that a noisy, shared machine slows them all alike.
+The table shows MEDIANS; rates and ratios are computed from the medians.
+
+* conv: FLOPs = 2*N*K*Ho*Wo*C*R*S per forward; forward + backward counts 3x that.
+* max pool: bytes moved = forward (read x, write y + int64 indices) + backward (read dy +
+  indices, write dx).
+* ``x ref`` = reference time / cycnn time (speed-up); ``cyc/torch`` = cycnn time / torch time
+  (below 1: cycnn is faster).
+
+The case builders (:data:`SHAPES`, :func:`make_case`) are reused by the pytest-benchmark suite in
+the repository's ``benchmarks/`` folder.
+"""
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+import cycnn
+from cycnn import ops as _ops
+from cycnn import reference as _reference
+
+__all__ = [
+    "ConvShape", "PoolShape", "SHAPES", "OPS", "IMPLS", "Case", "make_case", "load_torch",
+    "set_threads", "measure", "main",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# shapes and ops
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A float32 NCHW convolution: x (N, C, H, W), w (K, C, R, S), square stride and padding."""
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int
+    r: int
+    s: int
+    stride: int = 1
+    pad: int = 0
+
+    kind = "conv"
+
+    def out_hw(self):
+        ho = (self.h + 2 * self.pad - self.r) // self.stride + 1
+        wo = (self.w + 2 * self.pad - self.s) // self.stride + 1
+        return ho, wo
+
+    def with_batch(self, n):
+        return ConvShape(n, self.c, self.h, self.w, self.k, self.r, self.s, self.stride, self.pad)
+
+    def work(self, op):
+        """FLOPs of one call of ``op``."""
+        ho, wo = self.out_hw()
+        fwd = 2 * self.n * self.k * ho * wo * self.c * self.r * self.s
+        return fwd if op == "conv_fwd" else 3 * fwd
+
+    def describe(self):
+        return (f"x {self.n}x{self.c}x{self.h}x{self.w}, w {self.k}x{self.c}x{self.r}x{self.s}, "
+                f"stride {self.stride}, pad {self.pad}")
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """A float32 NCHW max pooling of x (N, C, H, W), square window, no padding."""
+    n: int
+    c: int
+    h: int
+    w: int
+    kernel: int = 2
+    stride: int = 2
+
+    kind = "pool"
+
+    def out_hw(self):
+        return ((self.h - self.kernel) // self.stride + 1,
+                (self.w - self.kernel) // self.stride + 1)
+
+    def with_batch(self, n):
+        return PoolShape(n, self.c, self.h, self.w, self.kernel, self.stride)
+
+    def work(self, op):
+        """Bytes read + written by one forward + backward call."""
+        ho, wo = self.out_hw()
+        x = self.n * self.c * self.h * self.w
+        y = self.n * self.c * ho * wo
+        fwd = 4 * x + (4 + 8) * y          # read x; write y and int64 indices
+        bwd = (4 + 8) * y + 4 * x          # read dy and indices; write dx
+        return fwd + bwd
+
+    def describe(self):
+        return (f"x {self.n}x{self.c}x{self.h}x{self.w}, {self.kernel}x{self.kernel} window, "
+                f"stride {self.stride}")
+
+
+# The team guide's benchmark shapes (float32, NCHW).
+SHAPES = {
+    "lenet-c1": ConvShape(64, 1, 28, 28, 32, 5, 5, 1, 2),
+    "lenet-c2": ConvShape(64, 32, 14, 14, 64, 5, 5, 1, 2),
+    "cifar-3x3": ConvShape(64, 64, 32, 32, 64, 3, 3, 1, 1),
+    "vgg-3x3": ConvShape(32, 128, 28, 28, 128, 3, 3, 1, 1),
+    "1x1": ConvShape(64, 128, 16, 16, 64, 1, 1, 1, 0),
+    "s2": ConvShape(64, 64, 32, 32, 128, 3, 3, 2, 1),
+    "pool-28": PoolShape(64, 32, 28, 28, 2, 2),
+    "pool-32": PoolShape(64, 64, 32, 32, 2, 2),
+}
+
+# Op keys (also used in the benchmark suite's test ids) and what they run.
+OPS = {
+    "conv_fwd": "conv2d forward",
+    "conv_fwd_bwd": "conv2d forward + backward (dx, dw, db)",
+    "maxpool_fwd_bwd": "max_pool2d forward + backward",
+}
+OPS_BY_KIND = {"conv": ("conv_fwd", "conv_fwd_bwd"), "pool": ("maxpool_fwd_bwd",)}
+FWD_BWD_OPS = ("conv_fwd_bwd", "maxpool_fwd_bwd")
+IMPLS = ("cycnn", "torch", "reference")
+
+# Shapes on which the (slow) NumPy reference runs by default; --reference runs it everywhere.
+DEFAULT_REFERENCE_SHAPES = ("lenet-c1", "lenet-c2", "1x1", "pool-28", "pool-32")
+
+QUICK_BATCH = 4
+QUICK_REPS = 3
+DEFAULT_REPS = 10
+MAX_REFERENCE_REPS = 3
+DEFAULT_MIN_TIME = 0.25
+MAX_AUTO_REPS = 100
+
+
+# ----------------------------------------------------------------------------------------------
+# contenders
+# ----------------------------------------------------------------------------------------------
+
+def load_torch():
+    """The torch module, or None when it is not importable (or broken)."""
+    try:
+        import torch
+        import torch.nn.functional  # noqa: F401
+    except Exception:  # ImportError, or OSError from a broken install
+        return None
+    return torch
+
+
+def set_threads(n, torch=None):
+    """Run cycnn's kernels (and torch's, when given) on ``n`` threads."""
+    cycnn.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+@dataclass
+class Case:
+    """One contender's callable for one (op, shape): ``fn()`` runs the op once and returns its
+    outputs (arrays or tensors; :func:`as_numpy` converts them) for cross-checking."""
+    impl: str
+    op: str
+    shape_name: str
+    shape: object
+    fn: object
+    work: int
+    unit: str  # "FLOP" or "B"
+
+
+def _inputs(op, shape, seed):
+    rng = np.random.default_rng(seed)
+
+    def normal(*dims):
+        return rng.standard_normal(dims, dtype=np.float32)
+
+    if shape.kind == "conv":
+        ho, wo = shape.out_hw()
+        return {"x": normal(shape.n, shape.c, shape.h, shape.w),
+                "w": normal(shape.k, shape.c, shape.r, shape.s) / np.float32(
+                    math.sqrt(shape.c * shape.r * shape.s)),
+                "b": normal(shape.k),
+                "dy": normal(shape.n, shape.k, ho, wo)}
+    ho, wo = shape.out_hw()
+    return {"x": normal(shape.n, shape.c, shape.h, shape.w),
+            "dy": normal(shape.n, shape.c, ho, wo)}
+
+
+def _numpy_fn(module, op, shape, a):
+    x, dy = a["x"], a["dy"]
+    if op == "conv_fwd":
+        w, b, st, pad = a["w"], a["b"], shape.stride, shape.pad
+        return lambda: (module.conv2d(x, w, b, st, pad),)
+    if op == "conv_fwd_bwd":
+        w, b, st, pad = a["w"], a["b"], shape.stride, shape.pad
+
+        def fwd_bwd():
+            y = module.conv2d(x, w, b, st, pad)
+            return (y,) + tuple(module.conv2d_backward(dy, x, w, st, pad, 1))
+        return fwd_bwd
+    k, st = shape.kernel, shape.stride
+
+    def pool_fwd_bwd():
+        y, idx = module.max_pool2d(x, k, st)
+        return y, module.max_pool2d_backward(dy, idx, x.shape)
+    return pool_fwd_bwd
+
+
+def _torch_fn(torch, op, shape, a):
+    F = torch.nn.functional
+    t = {name: torch.from_numpy(arr) for name, arr in a.items()}
+    if op == "conv_fwd":
+        x, w, b, st, pad = t["x"], t["w"], t["b"], shape.stride, shape.pad
+
+        def fwd():
+            with torch.no_grad():
+                return (F.conv2d(x, w, b, st, pad),)
+        return fwd
+    if op == "conv_fwd_bwd":
+        x, w, b = (t[n].clone().requires_grad_(True) for n in ("x", "w", "b"))
+        dy, st, pad = t["dy"], shape.stride, shape.pad
+
+        def fwd_bwd():
+            y = F.conv2d(x, w, b, st, pad)
+            return (y,) + tuple(torch.autograd.grad(y, (x, w, b), dy))
+        return fwd_bwd
+    x, dy, k, st = t["x"].clone().requires_grad_(True), t["dy"], shape.kernel, shape.stride
+
+    def pool_fwd_bwd():
+        y = F.max_pool2d(x, k, st)
+        return y, torch.autograd.grad(y, x, dy)[0]
+    return pool_fwd_bwd
+
+
+def make_case(impl, op, shape_name, batch=None, torch=None, seed=0):
+    """A :class:`Case` running ``op`` on shape ``shape_name`` with ``impl``.
+
+    ``batch`` overrides N; ``torch`` is the torch module (required for impl "torch"). All
+    contenders built with the same seed see the same inputs.
+    """
+    if shape_name not in SHAPES:
+        raise ValueError(f"unknown shape {shape_name!r}; choose from {', '.join(SHAPES)}")
+    shape = SHAPES[shape_name]
+    if op not in OPS_BY_KIND[shape.kind]:
+        raise ValueError(f"op {op!r} does not apply to {shape.kind} shape {shape_name!r}")
+    if batch is not None:
+        shape = shape.with_batch(batch)
+    a = _inputs(op, shape, seed)
+    if impl == "cycnn":
+        fn = _numpy_fn(_ops, op, shape, a)
+    elif impl == "reference":
+        fn = _numpy_fn(_reference, op, shape, a)
+    elif impl == "torch":
+        if torch is None:
+            raise ValueError("impl 'torch' needs the torch module")
+        fn = _torch_fn(torch, op, shape, a)
+    else:
+        raise ValueError(f"unknown impl {impl!r}; choose from {', '.join(IMPLS)}")
+    unit = "FLOP" if shape.kind == "conv" else "B"
+    return Case(impl, op, shape_name, shape, fn, shape.work(op), unit)
+
+
+def as_numpy(outputs):
+    """Outputs of a Case's fn as a tuple of float64 NumPy arrays."""
+    result = []
+    for out in outputs:
+        if hasattr(out, "detach"):  # torch tensor
+            out = out.detach().cpu().numpy()
+        result.append(np.asarray(out, dtype=np.float64))
+    return tuple(result)
+
+
+def max_rel_error(outputs, expected):
+    """Largest over outputs of max|a - b| / max(1, max|b|)."""
+    worst = 0.0
+    for a, b in zip(outputs, expected):
+        if a.shape != b.shape:
+            return math.inf
+        if a.size:
+            scale = max(1.0, float(np.max(np.abs(b))))
+            worst = max(worst, float(np.max(np.abs(a - b))) / scale)
+    return worst
+
+
+# ----------------------------------------------------------------------------------------------
+# measurement
+# ----------------------------------------------------------------------------------------------
+
+def _schedule(reps, rounds):
+    """The rounds (of ``rounds``) in which a contender with ``reps`` repetitions runs: spread."""
+    return {(j * rounds) // reps for j in range(reps)}
+
+
+def measure(fns, reps, warmup=1, min_time=0.0, extend=(), max_reps=100, errors=None):
+    """Time callables interleaved; returns ({name: [seconds, ...]}, {name: warm-up output}).
+
+    ``fns`` maps names to zero-argument callables, ``reps`` maps names to repetition counts
+    (contenders with fewer repetitions run in rounds spread over the whole measurement). Each
+    round runs the contenders in a rotated order, so none always follows the same other one.
+    Contenders named in ``extend`` get more repetitions (at most ``max_reps``) when fast, so
+    that each is timed for about ``min_time`` seconds (estimated from the last warm-up call).
+    With an ``errors`` dict, a contender whose warm-up raises is recorded there (name ->
+    exception) and left out; without one, the exception propagates.
+    """
+    names = list(fns)
+    reps = dict(reps)
+    outputs = {}
+    clock = time.perf_counter
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for name in list(names):
+            elapsed = None
+            try:
+                for _ in range(warmup):
+                    t0 = clock()
+                    outputs[name] = fns[name]()
+                    elapsed = clock() - t0
+            except Exception as exc:
+                if errors is None:
+                    raise
+                errors[name] = exc
+                names.remove(name)
+                outputs.pop(name, None)
+                continue
+            if name in extend and min_time > 0 and elapsed:
+                wanted = min(max_reps, math.ceil(min_time / elapsed))
+                reps[name] = max(reps[name], wanted)
+        rounds = max((reps[name] for name in names), default=0)
+        plan = {name: _schedule(reps[name], rounds) for name in names}
+        times = {name: [] for name in names}
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                if r in plan[name]:
+                    fn = fns[name]
+                    t0 = clock()
+                    fn()
+                    times[name].append(clock() - t0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return times, outputs
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _thread_list(text):
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of positive integers such as '1,2', got {text!r}")
+    values = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(
+                f"thread counts must be positive integers such as '1,2', got {text!r}")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def _name_list(choices, what):
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        if not text.strip() or any(not t for t in items):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, "
+                                             f"got {text!r}")
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(choices)}")
+        return list(dict.fromkeys(items))
+    return parse
+
+
+OP_CHOICES = ("conv", "pool") + tuple(OPS)
+
+
+def build_parser():
+    shapes = "\n".join(f"  {name:10s} {shape.describe()}" for name, shape in SHAPES.items())
+    ops = "\n".join(f"  {name:16s} {text}" for name, text in OPS.items())
+    p = argparse.ArgumentParser(
+        prog="python -m cycnn.bench",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Time cycnn's conv2d and max-pool kernels (float32, NCHW) against PyTorch "
+                    "(when importable) and cycnn.reference (NumPy). Contenders run interleaved "
+                    "in one process after a warm-up; the table shows medians.",
+        epilog=f"shapes:\n{shapes}\n\nops (--ops conv = conv_fwd,conv_fwd_bwd; "
+               f"pool = maxpool_fwd_bwd):\n{ops}\n\nThe NumPy reference runs on "
+               f"{', '.join(DEFAULT_REFERENCE_SHAPES)} by default (all shapes with --reference "
+               f"or --quick) with at most {MAX_REFERENCE_REPS} repetitions.")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: batch {QUICK_BATCH}, {QUICK_REPS} repetitions, reference "
+                        f"on every shape (a few seconds)")
+    p.add_argument("--threads", type=_thread_list, default=[1, 2], metavar="N[,N...]",
+                   help="thread counts to run, comma-separated (default: 1,2)")
+    p.add_argument("--shapes", type=_name_list(tuple(SHAPES), "shapes"), default=None,
+                   metavar="NAME[,NAME...]", help="shapes to run (default: all; see below)")
+    p.add_argument("--ops", type=_name_list(OP_CHOICES, "ops"), default=["conv", "pool"],
+                   metavar="OP[,OP...]",
+                   help=f"ops to run: {', '.join(OP_CHOICES)} (default: conv,pool)")
+    p.add_argument("--reps", type=_positive_int, default=None, metavar="K",
+                   help=f"timed repetitions per contender (default {DEFAULT_REPS}, more for "
+                        f"fast ops: see --min-time; {QUICK_REPS} with --quick; the reference "
+                        f"does at most {MAX_REFERENCE_REPS})")
+    p.add_argument("--min-time", type=float, default=None, metavar="S",
+                   help=f"fast ops get more repetitions than --reps (up to {MAX_AUTO_REPS}) so "
+                        f"that cycnn and torch are each timed for about S seconds per row "
+                        f"(default {DEFAULT_MIN_TIME}; 0, i.e. exactly --reps, when --reps or "
+                        f"--quick is given)")
+    p.add_argument("--warmup", type=_positive_int, default=1, metavar="W",
+                   help="untimed warm-up calls per contender (default 1)")
+    p.add_argument("--batch", type=_positive_int, default=None, metavar="N",
+                   help=f"override the batch size N of every shape (--quick: {QUICK_BATCH})")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference", dest="reference", action="store_const", const="all",
+                     default=None, help="run the NumPy reference on every shape")
+    ref.add_argument("--no-reference", dest="reference", action="store_const", const="none",
+                     help="never run the NumPy reference")
+    p.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write settings and raw per-repetition times as JSON to PATH")
+    return p
+
+
+def _rows(args):
+    ops = []
+    for item in args.ops:
+        for op in OPS_BY_KIND.get(item, (item,)):
+            if op not in ops:
+                ops.append(op)
+    rows = []
+    for shape_name in args.shapes or list(SHAPES):
+        kind = SHAPES[shape_name].kind
+        for op in OPS_BY_KIND[kind]:
+            if op in ops:
+                for threads in args.threads:
+                    rows.append((shape_name, op, threads))
+    return rows
+
+
+def _fmt_ms(seconds):
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms < 10 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
+
+
+def _fmt_ratio(value):
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+COLUMNS = (("shape", 10, "<"), ("op", 15, "<"), ("thr", 3, ">"), ("cycnn ms", 9, ">"),
+           ("torch ms", 9, ">"), ("ref ms", 9, ">"), ("cycnn rate", 10, ">"), ("unit", 7, "<"),
+           ("x ref", 7, ">"), ("cyc/torch", 9, ">"), ("check", 8, "<"))
+
+
+def _line(cells):
+    parts = [f"{cell:{align}{width}}" for cell, (_, width, align) in zip(cells, COLUMNS)]
+    return "| " + " | ".join(parts) + " |"
+
+
+def _geomean(values):
+    values = [v for v in values if v is not None and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND",
+               "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _loadavg():
+    try:
+        return tuple(round(v, 2) for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+def _header(args, torch, reps, ref_reps, out):
+    info = cycnn.build_info()
+    torch_version = torch.__version__ if torch is not None else (
+        "not used (--no-torch)" if args.no_torch else "not importable")
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count()
+    print(f"cycnn benchmark: cycnn {info.get('version')}, numpy {np.__version__}, "
+          f"torch {torch_version}, python {platform.python_version()}", file=out)
+    print("build_info: " + ", ".join(f"{k}={v}" for k, v in info.items()), file=out)
+    load = _loadavg()
+    print(f"machine: {platform.platform()}, {cpus} usable CPUs, load average "
+          f"{load if load else 'unknown'} at start", file=out)
+    env = [f"{k}={os.environ[k]}" for k in _THREAD_ENV if k in os.environ]
+    print(f"thread environment: {', '.join(env) if env else 'none of ' + ', '.join(_THREAD_ENV)}",
+          file=out)
+    ref_on = {"all": "every shape", "none": "off"}.get(
+        args.reference, ", ".join(DEFAULT_REFERENCE_SHAPES))
+    more = (f", more to fill {args.min_time:g} s (max {MAX_AUTO_REPS})"
+            if args.min_time else "")
+    print(f"settings: threads {','.join(map(str, args.threads))}; {reps} timed reps{more} "
+          f"(reference {ref_reps}) after {args.warmup} warm-up; "
+          f"batch {args.batch if args.batch else 'per shape'}; reference on: {ref_on}", file=out)
+    if not info.get("openmp") and max(args.threads) > 1:
+        print("WARNING: cycnn was built without OpenMP: its kernels run on 1 thread whatever "
+              "--threads says", file=out)
+    if load and cpus and load[0] > cpus:
+        print(f"WARNING: load average {load[0]} exceeds the {cpus} usable CPUs: other processes "
+              f"compete for the cores and multi-threaded timings will suffer most", file=out)
+    if cpus and max(args.threads) > cpus:
+        print(f"WARNING: more threads ({max(args.threads)}) than usable CPUs ({cpus})", file=out)
+    print("times: medians of interleaved runs, milliseconds. rate: cycnn GFLOP/s (conv, "
+          "2*N*K*Ho*Wo*C*R*S per fwd, fwd+bwd = 3x) or GB/s (pool, bytes read + written).",
+          file=out)
+    print("x ref = reference ms / cycnn ms (speed-up); cyc/torch = cycnn ms / torch ms "
+          "(< 1: cycnn faster); check = outputs agree (max rel. error <= 1e-3). The reference "
+          "uses NumPy's BLAS threads, whatever --threads says.", file=out)
+    print("shapes (float32, NCHW):", file=out)
+    for name in dict.fromkeys(row[0] for row in _rows(args)):
+        shape = SHAPES[name] if args.batch is None else SHAPES[name].with_batch(args.batch)
+        print(f"  {name:10s} {shape.describe()}", file=out)
+
+
+def run(args, out=None):
+    """Run the benchmark for parsed ``args``; returns (rows as dicts, number of mismatches)."""
+    out = sys.stdout if out is None else out
+    torch = None if args.no_torch else load_torch()
+    reps = args.reps or (QUICK_REPS if args.quick else DEFAULT_REPS)
+    ref_reps = min(reps, MAX_REFERENCE_REPS)
+    if args.min_time is None:
+        args.min_time = 0.0 if (args.quick or args.reps) else DEFAULT_MIN_TIME
+    if args.quick and args.batch is None:
+        args.batch = QUICK_BATCH
+    if args.reference is None and args.quick:
+        args.reference = "all"
+    _header(args, torch, reps, ref_reps, out)
+    print("", file=out)
+    print(_line([name for name, _, _ in COLUMNS]), file=out)
+    print("|" + "|".join(("-" * (w + 1) + ":" if a == ">" else "-" * (w + 2))
+                         for _, w, a in COLUMNS) + "|", file=out)
+    out.flush()
+
+    saved = (cycnn.get_num_threads(), torch.get_num_threads() if torch is not None else None)
+    results, mismatches = [], 0
+    try:
+        for shape_name, op, threads in _rows(args):
+            use_ref = args.reference == "all" or (
+                args.reference is None and shape_name in DEFAULT_REFERENCE_SHAPES)
+            impls = ["cycnn"] + (["torch"] if torch is not None else []) + (
+                ["reference"] if use_ref else [])
+            cases = {impl: make_case(impl, op, shape_name, args.batch, torch) for impl in impls}
+            set_threads(threads, torch)
+            errors = {}
+            times, outputs = measure({i: c.fn for i, c in cases.items()},
+                                     {i: (ref_reps if i == "reference" else reps) for i in impls},
+                                     warmup=args.warmup, min_time=args.min_time,
+                                     extend=("cycnn", "torch"), max_reps=MAX_AUTO_REPS,
+                                     errors=errors)
+            for impl, exc in errors.items():
+                print(f"ERROR: {impl} failed on {shape_name} {op} with {threads} thread(s): "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            med = {i: statistics.median(times[i]) for i in times}
+            case = cases["cycnn"]
+            rate = case.work / med["cycnn"] / 1e9 if "cycnn" in med else None
+            vs_ref = med["reference"] / med["cycnn"] if {"reference", "cycnn"} <= set(med) else None
+            vs_torch = med["cycnn"] / med["torch"] if {"torch", "cycnn"} <= set(med) else None
+            error = None
+            others = [i for i in ("torch", "reference") if i in outputs]
+            if others and "cycnn" in outputs:
+                mine = as_numpy(outputs["cycnn"])
+                error = max(max_rel_error(mine, as_numpy(outputs[i])) for i in others)
+            ok = None if error is None else error <= 1e-3
+            mismatches += (ok is False) + ("cycnn" in errors)
+            del outputs, cases
+            row = {
+                "shape": shape_name, "op": op, "threads": threads,
+                "geometry": asdict(case.shape), "work": case.work,
+                "work_unit": case.unit,
+                "rate_unit": "GFLOP/s" if case.unit == "FLOP" else "GB/s",
+                "cycnn_rate": rate,
+                "median_s": med, "times_s": times,
+                "speedup_vs_reference": vs_ref, "ratio_cycnn_torch": vs_torch,
+                "max_rel_error": error, "check": ok,
+                "errors": {i: f"{type(e).__name__}: {e}" for i, e in errors.items()},
+            }
+            results.append(row)
+            check = ("ERROR" if "cycnn" in errors else "-" if ok is None else "ok" if ok else "MISMATCH")
+            ms = {i: "error" if i in errors else _fmt_ms(med.get(i)) for i in IMPLS}
+            print(_line([shape_name, op, str(threads), ms["cycnn"], ms["torch"],
+                         ms["reference"], "-" if rate is None else
+                         f"{rate:.2f}" if rate < 100 else f"{rate:.1f}", row["rate_unit"],
+                         _fmt_ratio(vs_ref), _fmt_ratio(vs_torch), check]), file=out)
+            out.flush()
+    finally:
+        cycnn.set_num_threads(saved[0])
+        if torch is not None:
+            torch.set_num_threads(saved[1])
+    return results, mismatches
+
+
+def summary(results):
+    """Geometric means of the cycnn/torch time ratios: {label: (value, count)}."""
+    out = {}
+
+    def add(label, rows):
+        ratios = [r["ratio_cycnn_torch"] for r in rows if r["ratio_cycnn_torch"] is not None]
+        if ratios:
+            out[label] = (_geomean(ratios), len(ratios))
+
+    fwd_bwd = [r for r in results if r["op"] in FWD_BWD_OPS]
+    add("fwd+bwd, all rows", fwd_bwd)
+    for threads in dict.fromkeys(r["threads"] for r in results):
+        add(f"fwd+bwd, {threads} thread{'s' if threads > 1 else ''}",
+            [r for r in fwd_bwd if r["threads"] == threads])
+    add("conv fwd+bwd", [r for r in results if r["op"] == "conv_fwd_bwd"])
+    add("maxpool fwd+bwd", [r for r in results if r["op"] == "maxpool_fwd_bwd"])
+    add("conv fwd (not in the headline)", [r for r in results if r["op"] == "conv_fwd"])
+    ref = [r["speedup_vs_reference"] for r in results if r["speedup_vs_reference"] is not None]
+    return out, (_geomean(ref), len(ref)) if ref else None
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.min_time is not None and not (0 <= args.min_time < 3600):
+        parser.error(f"argument --min-time: expected seconds in [0, 3600), got {args.min_time}")
+    if not _rows(args):
+        parser.error(f"no benchmark matches --shapes {','.join(args.shapes or SHAPES)} "
+                     f"with --ops {','.join(args.ops)}")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            parser.error(f"argument --json: folder {folder!r} does not exist")
+
+    started = time.time()
+    results, mismatches = run(args)
+    ratios, ref = summary(results)
+    print("")
+    if ratios:
+        print("geometric mean of cycnn/torch time ratios (< 1: cycnn faster):")
+        for label, (value, count) in ratios.items():
+            print(f"  {label:32s} {value:.3f}  ({count} rows)")
+    else:
+        print("geometric mean of cycnn/torch fwd+bwd time ratios: - (torch not used)")
+    if ref:
+        print(f"geometric mean speed-up of cycnn over the NumPy reference: {ref[0]:.2f}x "
+              f"({ref[1]} rows)")
+    elapsed = time.time() - started
+    print(f"total time {elapsed:.1f} s; load average at end {_loadavg() or 'unknown'}")
+    if mismatches:
+        print(f"ERROR: {mismatches} row(s) where cycnn failed or its outputs differ from "
+              f"torch/reference (see the check column)", file=sys.stderr)
+
+    if args.json:
+        torch = None if args.no_torch else load_torch()
+        doc = {
+            "cycnn": cycnn.build_info(),
+            "numpy": np.__version__,
+            "torch": torch.__version__ if torch is not None else None,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_end": _loadavg(),
+            "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
+            "settings": {k: v for k, v in vars(args).items()},
+            "summary": {label: {"geomean_ratio_cycnn_torch": v, "rows": n}
+                        for label, (v, n) in ratios.items()},
+            "elapsed_s": elapsed,
+            "results": results,
+        }
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+        print(f"wrote {args.json}")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

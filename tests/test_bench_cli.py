@@ -1,0 +1,226 @@
+"""The benchmark command line, ``python -m cycnn.bench``: runs, prints its table, writes JSON,
+rejects bad options. Speed is never asserted."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cycnn
+from cycnn import bench
+
+CONV_SHAPES = [name for name, s in bench.SHAPES.items() if s.kind == "conv"]
+POOL_SHAPES = [name for name, s in bench.SHAPES.items() if s.kind == "pool"]
+
+
+def _env():
+    """The environment for a child Python that imports this very copy of cycnn."""
+    env = dict(os.environ)
+    root = str(pathlib.Path(cycnn.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_cli(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "cycnn.bench", *args], env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def table_rows(stdout):
+    """Data rows of the printed table as lists of cell strings."""
+    rows = []
+    for line in stdout.splitlines():
+        if line.startswith("|") and not line.startswith("|--"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] != "shape":
+                rows.append(cells)
+    return rows
+
+
+def _header_cells(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("| shape"):
+            return [c.strip() for c in line.strip().strip("|").split("|")]
+    raise AssertionError(f"no table header in:\n{stdout}")
+
+
+@pytest.fixture(scope="module")
+def quick_run():
+    proc = run_cli("--quick", "--no-torch", "--threads", "1")
+    return proc
+
+
+def test_quick_exits_zero(quick_run):
+    assert quick_run.returncode == 0, quick_run.stdout + quick_run.stderr
+
+
+def test_quick_header(quick_run):
+    out = quick_run.stdout
+    assert f"cycnn {cycnn.__version__}" in out
+    assert "numpy" in out and "build_info:" in out
+    assert "torch not used (--no-torch)" in out
+
+
+def test_quick_table_has_every_shape_and_op(quick_run):
+    rows = table_rows(quick_run.stdout)
+    header = _header_cells(quick_run.stdout)
+    assert header[:6] == ["shape", "op", "thr", "cycnn ms", "torch ms", "ref ms"]
+    seen = {(r[0], r[1]) for r in rows}
+    expected = {(s, op) for s in CONV_SHAPES for op in ("conv_fwd", "conv_fwd_bwd")}
+    expected |= {(s, "maxpool_fwd_bwd") for s in POOL_SHAPES}
+    assert seen == expected
+    assert len(rows) == len(expected)  # one thread count
+
+
+def test_quick_table_numeric_columns(quick_run):
+    header = _header_cells(quick_run.stdout)
+    col = {name: i for i, name in enumerate(header)}
+    for row in table_rows(quick_run.stdout):
+        assert row[col["thr"]] == "1"
+        for name in ("cycnn ms", "ref ms", "cycnn rate", "x ref"):  # --quick runs the reference
+            assert float(row[col[name]]) > 0, (name, row)
+        assert row[col["torch ms"]] == "-" and row[col["cyc/torch"]] == "-"
+        assert row[col["unit"]] == ("GB/s" if row[col["op"]].startswith("maxpool") else "GFLOP/s")
+        assert row[col["check"]] == "ok", row
+
+
+def test_json_output(tmp_path):
+    path = tmp_path / "bench.json"
+    proc = run_cli("--quick", "--no-torch", "--threads", "1", "--shapes", "lenet-c1,pool-28",
+                   "--reps", "2", "--json", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(path.read_text())
+    assert doc["cycnn"]["version"] == cycnn.__version__
+    assert doc["torch"] is None
+    results = doc["results"]
+    assert [(r["shape"], r["op"]) for r in results] == [
+        ("lenet-c1", "conv_fwd"), ("lenet-c1", "conv_fwd_bwd"), ("pool-28", "maxpool_fwd_bwd")]
+    for r in results:
+        assert r["threads"] == 1 and r["geometry"]["n"] == bench.QUICK_BATCH
+        assert set(r["times_s"]) == {"cycnn", "reference"}
+        assert len(r["times_s"]["cycnn"]) == 2
+        assert all(t > 0 for ts in r["times_s"].values() for t in ts)
+        assert all(m > 0 for m in r["median_s"].values())
+        assert r["cycnn_rate"] > 0 and r["work"] > 0
+        assert r["check"] is True
+
+
+@pytest.mark.skipif(bench.load_torch() is None, reason="torch is not importable")
+def test_quick_with_torch():
+    proc = run_cli("--quick", "--threads", "1", "--shapes", "lenet-c1,pool-28")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = _header_cells(proc.stdout)
+    rows = table_rows(proc.stdout)
+    assert len(rows) == 3
+    for row in rows:
+        assert float(row[header.index("torch ms")]) > 0
+        assert float(row[header.index("cyc/torch")]) > 0
+    assert "geometric mean of cycnn/torch time ratios" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "--threads"),
+    (["--threads", "1,x"], "--threads"),
+    (["--threads", ""], "--threads"),
+    (["--threads", "1,,2"], "--threads"),
+    (["--shapes", "lenet-c9"], "lenet-c9"),
+    (["--ops", "fft"], "fft"),
+    (["--reps", "0"], "--reps"),
+    (["--reps", "many"], "--reps"),
+    (["--batch", "-4"], "--batch"),
+    (["--warmup", "0"], "--warmup"),
+    (["--min-time", "-1"], "--min-time"),
+    (["--min-time", "soon"], "--min-time"),
+    (["--reference", "--no-reference"], "not allowed with"),
+    (["--shapes", "pool-28", "--ops", "conv"], "no benchmark matches"),
+    (["--json", "/nonexistent-folder-xyz/out.json"], "--json"),
+    (["--frobnicate"], "unrecognized arguments"),
+])
+def test_bad_options_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err, err
+
+
+def test_bad_option_subprocess_exit_2():
+    proc = run_cli("--threads", "two", timeout=60)
+    assert proc.returncode == 2
+    assert "argument --threads" in proc.stderr and "positive integers" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_help_lists_shapes():
+    proc = run_cli("--help", timeout=60)
+    assert proc.returncode == 0
+    for name in bench.SHAPES:
+        assert name in proc.stdout
+    for option in ("--quick", "--threads", "--shapes", "--ops", "--reps", "--no-torch",
+                   "--reference", "--json"):
+        assert option in proc.stdout
+
+
+def test_work_formulas():
+    conv = bench.SHAPES["lenet-c2"]
+    assert conv.out_hw() == (14, 14)
+    assert conv.work("conv_fwd") == 2 * 64 * 64 * 14 * 14 * 32 * 5 * 5
+    assert conv.work("conv_fwd_bwd") == 3 * conv.work("conv_fwd")
+    assert bench.SHAPES["s2"].out_hw() == (16, 16)
+    pool = bench.SHAPES["pool-32"]
+    x, y = 64 * 64 * 32 * 32, 64 * 64 * 16 * 16
+    assert pool.work("maxpool_fwd_bwd") == (4 * x + 12 * y) + (12 * y + 4 * x)
+
+
+def test_measure_interleaves_and_counts():
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "ABC"}
+    times, outputs = bench.measure(fns, {"A": 4, "B": 4, "C": 2}, warmup=1)
+    assert order[:3] == ["A", "B", "C"]  # warm-up
+    timed = order[3:]
+    assert [len(times[n]) for n in "ABC"] == [4, 4, 2]
+    assert timed.count("C") == 2 and all(t >= 0 for ts in times.values() for t in ts)
+    # rounds rotate: no contender always runs first
+    assert timed[0] == "A" and timed[3] == "B"  # round 0: A B C; round 1: B A (C skipped)
+    assert set(outputs) == set("ABC")
+
+
+def test_measure_extends_fast_contenders():
+    fns = {"fast": lambda: None, "slow": lambda: time.sleep(0.01)}
+    times, _ = bench.measure(fns, {"fast": 2, "slow": 2}, warmup=1, min_time=0.05,
+                             extend=("fast", "slow"), max_reps=20)
+    assert len(times["fast"]) == 20  # capped at max_reps
+    assert 2 <= len(times["slow"]) <= 6  # about 0.05 s / 0.01 s
+    times, _ = bench.measure(fns, {"fast": 2, "slow": 2}, warmup=1, min_time=0.05,
+                             extend=("slow",), max_reps=20)
+    assert len(times["fast"]) == 2
+
+
+def test_main_in_process(capsys):
+    code = bench.main(["--quick", "--no-torch", "--threads", "1", "--shapes", "1x1",
+                       "--ops", "conv_fwd", "--reps", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = table_rows(out)
+    assert [(r[0], r[1]) for r in rows] == [("1x1", "conv_fwd")]
+    assert cycnn.get_num_threads() >= 1
+
+
+def test_failing_kernel_is_reported_not_fatal(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise NotImplementedError("pool kernel missing")
+    monkeypatch.setattr(bench._ops, "max_pool2d", broken)
+    code = bench.main(["--quick", "--no-torch", "--threads", "1", "--shapes", "1x1,pool-28",
+                       "--ops", "conv_fwd,pool", "--reps", "1"])
+    captured = capsys.readouterr()
+    assert code == 1
+    rows = {r[0]: r for r in table_rows(captured.out)}
+    header = _header_cells(captured.out)
+    assert rows["pool-28"][header.index("cycnn ms")] == "error"
+    assert rows["pool-28"][header.index("check")] == "ERROR"
+    assert float(rows["pool-28"][header.index("ref ms")]) > 0
+    assert rows["1x1"][header.index("check")] == "ok"
+    assert "pool kernel missing" in captured.err
