@@ -23,7 +23,7 @@ ISA_FLAGS = {
     "_avx512.c": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma"],
     "_avx2.c": ["-mavx2", "-mfma"],
 }
-BASE_FLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-Wno-unused-function"]
+BASE_FLAGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-strict-aliasing", "-Wno-unused-function"]
 if sys.platform == "win32":  # pragma: no cover - Linux is the target
     BASE_FLAGS, ISA_FLAGS = ["/O2"], {"_avx512.c": ["/arch:AVX512"], "_avx2.c": ["/arch:AVX2"]}
 OPENMP_FLAGS = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]

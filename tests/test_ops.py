@@ -580,6 +580,11 @@ BAD_INPUTS += [
      ValueError, ["larger", "3"]),
     ("avg_pool2d_backward", dict(dy=np.full((1, 2, 3, 3), "a"), input_shape=(1, 2, 6, 6),
                                  kernel_size=2), TypeError, ["dy"]),
+    ("matmul", dict(a=_z(2, 3), b=_z(4, 2)), ValueError, ["a", "b", "(2, 3)", "(4, 2)"]),
+    ("matmul", dict(a=_z(3), b=_z(3, 2)), ValueError, ["a", "(3,)"]),
+    ("matmul", dict(a=_z(2, 3), b=_z(3, 2, 1)), ValueError, ["b", "(3, 2, 1)"]),
+    ("matmul", dict(a=np.full((2, 2), "a"), b=_z(2, 2)), TypeError, ["a"]),
+    ("matmul", dict(a=_z(2, 2), b=np.ones((2, 2), dtype=complex)), TypeError, ["b"]),
 ]
 
 

@@ -44,7 +44,7 @@ void FN(cycnn_im2col)(const T *restrict x, int C, int H, int W, int R, int S,
                     const T *in = xc + (ptrdiff_t)ih * W + offset;
                     for (int ow = 0; ow < lo; ++ow) out[ow] = 0;
                     if (sw == 1) {
-                        for (int ow = lo; ow < hi; ++ow) out[ow] = in[ow];
+                        memcpy(out + lo, in + lo, (size_t)(hi - lo) * sizeof(T));
                     } else {
                         for (int ow = lo; ow < hi; ++ow) out[ow] = in[(ptrdiff_t)ow * sw];
                     }
