@@ -11,6 +11,7 @@ import pytest
 
 import cycnn
 from cycnn import augment, layers, optim
+from cycnn.examples.mnist import build_model
 from cycnn.model import History, Sequential, load_model
 
 
@@ -54,21 +55,9 @@ def assert_same_arrays(a, b):
         assert np.array_equal(u, v), f"array {i}: max abs difference {np.max(np.abs(u - v))}"
 
 
-def reference_net():
-    return Sequential([
-        layers.Conv2D(32, 5, padding="same", activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Conv2D(64, 5, padding="same", activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Flatten(),
-        layers.Dense(1000, activation="relu"),
-        layers.Dense(10),
-    ], input_shape=(1, 28, 28))
-
-
 # ----------------------------------------------------------------------------- structure
 def test_summary_of_the_reference_network():
-    model = reference_net()
+    model = build_model()  # the MNIST example's network
     lines = []
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)

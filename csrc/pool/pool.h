@@ -4,7 +4,7 @@
  * Ho x Wo output (y, dy, idx). Callers loop (or parallelise) over the N*C planes of an NCHW
  * tensor. The functions are single-threaded, never allocate, and touch nothing outside the
  * planes they are given; calls on distinct planes are thread-safe.
- * The _f32 functions live in pool_f32.c, the _f64 ones in pool_f64.c (same code, mirrored).
+ * Both types are built from one body: pool_impl.h, instantiated for float and double by pool.c.
  *
  * Geometry (struct cycnn_pool_geom, all fields IN)
  *   H, W        input plane size                      (>= 0)
