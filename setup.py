@@ -81,6 +81,13 @@ class BuildExt(build_ext):
         compiler = os.path.basename(str(self.compiler.compiler_so[0])) if hasattr(
             self.compiler, "compiler_so") else sysconfig.get_config_var("CC")
         print(f"cycnn: OpenMP {'enabled' if openmp else 'DISABLED'}; compiler {compiler}")
+        # Objects left in build/ by a build with the other OpenMP setting must not be reused.
+        stamp = os.path.join(self.build_temp, "cycnn-openmp-stamp")
+        if not os.path.exists(stamp) or open(stamp).read() != str(openmp):
+            self.force = True
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(str(openmp))
         for ext in self.extensions:
             if openmp:
                 ext.extra_compile_args += OPENMP_FLAGS
