@@ -67,3 +67,20 @@ def test_matmul_nan_propagates():
 def test_matmul_bad_input(fn, a, b, exc, msg):
     with pytest.raises(exc, match=msg):
         fn(a, b)
+
+
+@pytest.mark.parametrize("fn", [ops.matmul, ops.conv2d])
+def test_misaligned_input_is_read_correctly(fn):
+    """Arrays that start at an odd byte offset (e.g. views into a byte buffer)."""
+    raw = np.zeros(4 * 36 + 1, np.uint8)
+    a = raw[1:].view(np.float32)
+    a[:] = np.arange(36, dtype=np.float32)
+    assert not a.flags.aligned
+    if fn is ops.matmul:
+        a2 = a.reshape(6, 6)
+        np.testing.assert_array_equal(fn(a2, a2.T), np.arange(36.0).reshape(6, 6) @
+                                      np.arange(36.0).reshape(6, 6).T)
+    else:
+        x = a.reshape(1, 1, 6, 6)
+        w = np.ones((1, 1, 3, 3), np.float32)
+        np.testing.assert_allclose(fn(x, w), reference.conv2d(np.array(x), w), rtol=1e-6)

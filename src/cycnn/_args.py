@@ -171,9 +171,18 @@ def pool_padding(kernel_size, stride, padding, in_hw):
     return kernel_hw, stride_hw, pads, out_hw
 
 
-def float_array_view(value, name):
-    """ndarray of ``value`` without copying (any strides); rejects non-numeric input."""
+def numeric_array(value, name):
+    """ndarray view of an array-like (no copy); rejects non-numeric input."""
     return _to_array(value, name)
+
+
+def strided_float_array(arr, dtype):
+    """``arr`` as ``dtype``, aligned, with strides that are whole elements: transposed, strided
+    and broadcast views pass as they are; anything else is copied into C order."""
+    arr = arr.astype(dtype, copy=False)
+    if not arr.flags.aligned or any(s % arr.itemsize for s in arr.strides):
+        arr = np.require(arr, dtype, ["C", "A"])
+    return arr
 
 
 def float_arrays(*named):
@@ -184,7 +193,7 @@ def float_arrays(*named):
     """
     arrays = [None if value is None else _to_array(value, name) for value, name in named]
     dtype = result_dtype(*arrays)
-    return dtype, [None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+    return dtype, [None if a is None else np.require(a, dtype, ["C", "A"]) for a in arrays]
 
 
 def shape4(value, name):

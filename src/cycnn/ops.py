@@ -183,10 +183,9 @@ def matmul(a, b):
     Shape:
         a (M, K), b (K, N) -> (M, N).
     """
-    a = _args.float_array_view(a, "a")
-    b = _args.float_array_view(b, "b")
+    a, b = _args.numeric_array(a, "a"), _args.numeric_array(b, "b")
     dtype = _args.result_dtype(a, b)
-    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    a, b = _args.strided_float_array(a, dtype), _args.strided_float_array(b, dtype)
     _args.check_ndim(a, "a", 2, "(M, K)")
     _args.check_ndim(b, "b", 2, "(K, N)")
     if a.shape[1] != b.shape[0]:
