@@ -469,3 +469,19 @@ def test_geometry_errors_surface_at_build():
         L.MaxPool2D(2, padding=2).build((1, 8, 8))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         L.Conv2D(2, 1).forward(np.zeros((2, 3, 4)))
+
+
+def test_empty_batch_flows_through_every_shape_layer():
+    from cycnn import layers as L
+    x = np.zeros((0, 3, 6, 6), np.float32)
+    for layer in (L.Flatten(), L.BatchNorm2D(), L.Conv2D(2, 3), L.MaxPool2D(2)):
+        y = layer.forward(x, training=False)
+        assert y.shape[0] == 0 and y.shape[1:] == layer.output_shape, type(layer).__name__
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        L.BatchNorm2D().forward(x, training=True)
+
+
+def test_zero_sized_sample_shape_is_rejected():
+    from cycnn import layers as L
+    with pytest.raises(ValueError, match=r"positive sizes, got \(0, 5, 5\)"):
+        L.Conv2D(4, 3).build((0, 5, 5))

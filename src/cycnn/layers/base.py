@@ -148,6 +148,9 @@ class Layer:
     def build(self, input_shape):
         """Create the parameters for per-sample ``input_shape``; a no-op once built."""
         input_shape = tuple(int(s) for s in input_shape)
+        if any(s < 1 for s in input_shape):
+            raise ValueError(f"{type(self).__name__} '{self.name}' needs a per-sample input shape "
+                             f"of positive sizes, got {input_shape}")
         self._check_input_shape(input_shape)
         if self.built:
             return

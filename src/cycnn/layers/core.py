@@ -94,7 +94,7 @@ class Flatten(Layer):
         if x.ndim < 2:
             raise ValueError(f"Flatten '{self.name}' expects input (N, ...), got shape {x.shape}")
         self._in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (not -1: N may be 0)
 
     def backward(self, dy):
         return np.asarray(dy, dtype=self.dtype).reshape(self._cached("_in_shape"))

@@ -1,4 +1,6 @@
 """Batch normalisation layers."""
+import math
+
 import numpy as np
 
 from .base import Layer, check_float
@@ -48,7 +50,7 @@ class _BatchNorm(Layer):
     def forward(self, x, training=False):
         x = self._prepare(x)
         n, c = x.shape[:2]
-        x3 = x.reshape(n, c, -1)  # (N, C, L) view: statistics over axes 0 and 2
+        x3 = x.reshape(n, c, math.prod(x.shape[2:]))  # (N, C, L) view: stats over axes 0, 2
         m = n * x3.shape[2]
         if training:
             if m < 2:
