@@ -485,3 +485,15 @@ def test_zero_sized_sample_shape_is_rejected():
     from cycnn import layers as L
     with pytest.raises(ValueError, match=r"positive sizes, got \(0, 5, 5\)"):
         L.Conv2D(4, 3).build((0, 5, 5))
+
+
+def test_one_activation_instance_can_serve_two_layers():
+    from cycnn import layers as L
+    act = L.ReLU()
+    a, b = L.Dense(4, activation=act), L.Dense(4, activation=act)
+    assert a.activation is not b.activation and a.activation is not act
+    model = cycnn.Sequential([a, b, L.Dense(3)], input_shape=(4,))
+    model.compile("sgd", "cross_entropy")
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    errors = cycnn.utils.gradient_check(model, x, np.array([0, 1, 2, 0, 1]))
+    assert max(errors.values()) < 1e-6, errors

@@ -327,3 +327,23 @@ def test_schedules_match_torch():
             assert ours(epoch, 0.5) == pytest.approx(topt.param_groups[0]["lr"], rel=1e-9)
             topt.step()
             theirs.step()
+
+
+def test_state_dict_step_must_be_a_non_negative_integer():
+    opt = optim.Adam()
+    p, g = [np.ones(3, np.float32)], [np.ones(3, np.float32)]
+    opt.step(p, g)
+    state = opt.state_dict()
+    for bad in (np.array(-1), np.array(1.5), np.array([1, 2])):
+        with pytest.raises(ValueError, match="'step' must be a non-negative integer"):
+            optim.Adam().load_state_dict(dict(state, step=bad))
+
+
+def test_state_follows_the_parameters_dtype():
+    opt = optim.Adam()
+    p32 = np.ones(4, np.float32)
+    opt.step([p32], [np.full(4, 0.5, np.float32)])
+    p64 = p32.astype(np.float64)            # e.g. after layer.dtype = 'float64'
+    opt.step([p64], [np.full(4, 0.5)])
+    assert opt.state["exp_avg"][0].dtype == np.float64
+    assert np.all(p64 < p32)

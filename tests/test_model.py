@@ -443,3 +443,45 @@ def test_mnist_example_smoke_run(mnist_dir, tmp_path):
     model = load_model(out / "mnist_cnn.cyc")
     assert model.count_params() == (3_199_106, 0)
     assert model.optimizer is not None
+
+
+def _bn_model():
+    model = Sequential([layers.Conv2D(4, 3, padding="same", activation="relu"),
+                        layers.BatchNorm2D(), layers.MaxPool2D(2), layers.Flatten(),
+                        layers.Dense(5)], input_shape=(1, 6, 6))
+    model.compile(optim.Adam(), "cross_entropy")
+    return model
+
+
+def test_non_finite_loss_leaves_running_statistics_untouched():
+    cycnn.seed(3)
+    rng = np.random.default_rng(3)
+    x, y = rng.random((10, 1, 6, 6), dtype=np.float32), rng.integers(0, 5, 10)
+    model = _bn_model()
+    model.fit(x, y, verbose=0)
+    before = {k: v.copy() for k, v in model.layers[1].buffers.items()}
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        model.fit(np.full_like(x, np.nan), y, verbose=0)
+    for key, value in model.layers[1].buffers.items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert np.isfinite(model.evaluate(x, y)["loss"])
+
+
+def test_saved_weights_must_be_numbers(tmp_path):
+    model = _bn_model()
+    path = tmp_path / "m.cyc"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    key = next(k for k in arrays if k.endswith("params.kernel"))
+    arrays[key] = arrays[key].astype(str)
+    with open(path, "wb") as f:                  # (np.savez on a path would append .npz)
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="not numbers"):
+        load_model(path)
+
+
+def test_softmax_activation_with_cross_entropy_warns():
+    model = Sequential([layers.Dense(3, activation="softmax")], input_shape=(4,))
+    with pytest.warns(UserWarning, match="applies its own softmax"):
+        model.compile("adam", "cross_entropy")

@@ -609,3 +609,18 @@ def test_bad_input(impl, fn, kwargs, exc, substrings):
 
 def test_bad_input_table_covers_every_op():
     assert {case[0] for case in BAD_INPUTS} == set(ops.__all__) == set(ref.__all__)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ops.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), stride=2**31),
+    lambda: ops.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), padding=2**40),
+    lambda: ops.max_pool2d(np.ones((1, 1, 4, 4)), 2, stride=2**40),
+])
+def test_huge_ints_are_value_errors(call):
+    with pytest.raises(ValueError, match="must be < 2\\*\\*31"):
+        call()
+
+
+def test_pooling_an_empty_image_is_rejected():
+    with pytest.raises(ValueError, match="at least 1x1 pixels, got height x width 0x0"):
+        ops.max_pool2d(np.zeros((1, 1, 0, 0)), 2, padding=1)

@@ -14,6 +14,9 @@ __all__ = [
 ]
 
 
+_INT_MAX = 2**31 - 1   # the kernels index with C ints
+
+
 def _describe(value):
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
@@ -95,6 +98,8 @@ def positive_pair(value, name):
     p = pair(value, name)
     if p[0] < 1 or p[1] < 1:
         raise ValueError(f"{name} must be >= 1, got {_describe(value)}")
+    if max(p) > _INT_MAX:
+        raise ValueError(f"{name} must be < 2**31, got {_describe(value)}")
     return p
 
 
@@ -123,6 +128,8 @@ def _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, name):
     ph, pw = pair(padding, name)
     if ph < 0 or pw < 0:
         raise ValueError(f"{name} must be >= 0, got {_describe(padding)}")
+    if max(ph, pw) > _INT_MAX:
+        raise ValueError(f"{name} must be < 2**31, got {_describe(padding)}")
     return (ph, ph), (pw, pw)
 
 
@@ -161,6 +168,9 @@ def pool_padding(kernel_size, stride, padding, in_hw):
     """
     kernel_hw = positive_pair(kernel_size, "kernel_size")
     stride_hw = kernel_hw if stride is None else positive_pair(stride, "stride")
+    if min(in_hw) < 1:
+        raise ValueError(f"pooling needs an input of at least 1x1 pixels, got height x width "
+                         f"{in_hw[0]}x{in_hw[1]}")
     pads = _padding(padding, in_hw, kernel_hw, stride_hw, (1, 1), "padding")
     for (lo, hi), k in zip(pads, kernel_hw):
         if max(lo, hi) * 2 > k:

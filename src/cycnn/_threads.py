@@ -48,6 +48,6 @@ def set_num_threads(n):
     if n is None:
         _num_threads = _default_num_threads()
         return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > 4096:
+        raise ValueError(f"n must be a positive int (at most 4096), got {n!r}")
     _num_threads = n if _openmp.openmp_enabled() else 1

@@ -37,6 +37,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -397,6 +398,13 @@ class Sequential:
             if not isinstance(metric, str) or metric.lower() not in _METRIC_NAMES:
                 raise ValueError(f"unknown metric {metric!r}; only 'accuracy' is supported")
             names.append(_METRIC_NAMES[metric.lower()])
+        last_activation = getattr(self.layers[-1], "activation", None) if self.layers else None
+        if isinstance(loss_obj, _losses.CrossEntropy) and isinstance(last_activation,
+                                                                    _layers.Softmax):
+            warnings.warn("the last layer applies activation='softmax' and 'cross_entropy' applies "
+                          "its own softmax to the model's outputs: drop the activation (train on "
+                          "logits) or use a separate Softmax layer, which fit skips",
+                          UserWarning, stacklevel=2)
         self.optimizer = opt
         self.loss = loss_obj
         self.metrics = list(dict.fromkeys(names))
@@ -517,9 +525,13 @@ class Sequential:
                     yb = _prepare_y(y[start:stop])
                 if augment is not None:
                     xb = augment(xb)
+                saved = [(buf, buf.copy()) for layer in self.layers
+                         for buf in layer.buffers.values()]   # BatchNorm running statistics
                 out = self._forward(xb, True, n_layers)
                 loss, dy = self.loss.value_and_grad(out, yb)
                 if not math.isfinite(loss):
+                    for buf, before in saved:
+                        buf[...] = before
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch "
                                              f"{b + 1}: lower the learning rate?")
                 self._backward(dy, n_layers)
@@ -695,6 +707,9 @@ def _restore(target, name, arrays, key, path):
     value = arrays.get(key)
     if value is None:
         raise ValueError(f"damaged cycnn model file: {path!r} lacks {key!r}")
+    if value.dtype.kind not in "iuf":
+        raise ValueError(f"damaged cycnn model file: {path!r}: {key} holds {value.dtype} values, "
+                         f"not numbers")
     if value.shape != target[name].shape:
         raise ValueError(f"cycnn model file {path!r}: {key} has shape {value.shape}, the model "
                          f"expects {target[name].shape}")

@@ -29,7 +29,7 @@ __all__ = [
 
 # Work (multiply-adds) below which a parallel region costs more than it saves.
 _MIN_PARALLEL_WORK = 1 << 18
-_INT_MAX = 2**31 - 1
+_INT_MAX = _args._INT_MAX
 
 
 def _threads_for(work):

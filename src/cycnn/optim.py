@@ -76,6 +76,8 @@ class Optimizer:
                 elif known[i].shape != p.shape:
                     raise ValueError(f"state '{slot}.{i}' has shape {known[i].shape}, params[{i}] "
                                      f"has shape {p.shape}")
+                elif known[i].dtype != p.dtype or not known[i].flags.c_contiguous:
+                    known[i] = np.ascontiguousarray(known[i], dtype=p.dtype)  # e.g. after a cast
         self.iterations += 1
         for i, (p, g) in enumerate(zip(params, grads)):
             g = np.asarray(g, dtype=p.dtype)
@@ -121,7 +123,10 @@ class Optimizer:
         sizes = {len(entries) for entries in state.values()}
         if len(sizes) > 1:
             raise ValueError("state dict slots have different numbers of entries")
-        self.iterations = int(np.asarray(d["step"]))
+        step = np.asarray(d["step"])
+        if step.ndim != 0 or step.dtype.kind not in "iu" or int(step) < 0:
+            raise ValueError(f"state dict 'step' must be a non-negative integer, got {step!r}")
+        self.iterations = int(step)
         self.state = {slot: [entries[i] for i in range(len(entries))]
                       for slot, entries in state.items()}
 

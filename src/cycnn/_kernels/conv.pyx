@@ -100,6 +100,7 @@ cdef inline void _col2im(const floating *col, int C, int H, int W, int R, int S,
 
 
 _local = threading.local()
+_SCRATCH_KEEP_BYTES = 32 << 20   # larger scratch is allocated per call and freed after it
 
 
 def _scratch(slot, shape, dtype):
@@ -112,6 +113,8 @@ def _scratch(slot, shape, dtype):
     count = 1
     for d in shape:
         count *= d
+    if count * np.dtype(dtype).itemsize > _SCRATCH_KEEP_BYTES:
+        return np.empty(shape, dtype=dtype)   # too big to keep around: page faults amortised
     key = (slot, np.dtype(dtype).char)
     buf = _local.__dict__.get(key)
     if buf is None or buf.shape[0] < count:
@@ -153,6 +156,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef int nt = max(1, min(n_threads, N))
     if N == 0 or K == 0:
         return
+    if N < n_threads:
+        _conv2d_forward_split(x, w, b, has_bias, y, sh, sw, pt, pl, dh, dw, n_threads)
+        return
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] cols = _scratch("cols", (nt, 1 if direct else max(CRS * L, 1)), dtype)
     cdef _Workspaces ws = _Workspaces(nt)
@@ -161,9 +167,6 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef floating *yn
     cdef const floating *coln
     cdef floating beta = 0
-    if N < n_threads:
-        _conv2d_forward_split(x, w, b, has_bias, y, sh, sw, pt, pl, dh, dw, n_threads)
-        return
 
     with nogil, parallel(num_threads=nt):
         tid = threadid()

@@ -151,8 +151,9 @@ def get_activation(activation, owner_name, dtype):
         if activation.params or type(activation).__name__ not in _ACTIVATION_CLASSES:
             raise ValueError(f"activation layer must be one of {sorted(_ACTIVATION_CLASSES)}, "
                              f"got {activation!r}")
-        activation.dtype = dtype
-        return activation
+        # a copy: the layer caches its output for backward, so one instance cannot serve two layers
+        config = dict(activation.get_config(), name=f"{owner_name}_{activation.name}")
+        return type(activation).from_config(dict(config, dtype=str(np.dtype(dtype))))
     raise TypeError(f"activation must be None, a str or a Layer, got {activation!r}")
 
 
