@@ -7,7 +7,7 @@ import numpy as np
 from .base import Layer, check_float, get as get_layer_class
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation",
-           "activation_config", "ACTIVATIONS"]
+           "activation_config", "ACTIVATIONS", "WithActivation"]
 
 
 class ReLU(Layer):
@@ -155,6 +155,27 @@ def get_activation(activation, owner_name, dtype):
         config = dict(activation.get_config(), name=f"{owner_name}_{activation.name}")
         return type(activation).from_config(dict(config, dtype=str(np.dtype(dtype))))
     raise TypeError(f"activation must be None, a str or a Layer, got {activation!r}")
+
+
+class WithActivation:
+    """Mixin for the layers with an ``activation=`` shortcut (Conv2D, Conv1D, Dense): the
+    activation runs after the layer's own forward, and first in its backward."""
+
+    def _set_activation(self, activation):
+        self._activation_arg = activation
+        self.activation = get_activation(activation, self.name, self.dtype)
+
+    def _children(self):
+        return [] if self.activation is None else [self.activation]
+
+    def _activation_config(self):
+        return activation_config(self._activation_arg)
+
+    def _activate(self, y, training):
+        return y if self.activation is None else self.activation.forward(y, training=training)
+
+    def _activation_backward(self, dy):
+        return dy if self.activation is None else self.activation.backward(dy)
 
 
 def activation_config(activation):

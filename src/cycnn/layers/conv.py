@@ -4,7 +4,7 @@ import numpy as np
 from .. import initializers
 from .. import ops
 from .._args import conv_padding, positive_pair
-from .activations import activation_config, get_activation
+from .activations import WithActivation
 from .base import Layer, check_bool, check_initializer, check_padding, check_positive_int
 
 __all__ = ["Conv2D", "Conv1D"]
@@ -14,7 +14,7 @@ def _as_list(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-class Conv2D(Layer):
+class Conv2D(WithActivation, Layer):
     """2-D convolution (cross-correlation) over NCHW input, optionally followed by an activation.
 
     Parameters: ``kernel`` (filters, C, R, S) and ``bias`` (filters,) when ``use_bias``.
@@ -37,17 +37,13 @@ class Conv2D(Layer):
         self.padding = check_padding(padding)
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
-        self._activation_arg = activation
-        self.activation = get_activation(activation, self.name, self.dtype)
-
-    def _children(self):
-        return [] if self.activation is None else [self.activation]
+        self._set_activation(activation)
 
     def _config(self):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
                 "stride": list(self.stride), "padding": _as_list(self.padding),
                 "dilation": list(self.dilation), "use_bias": self.use_bias,
-                "activation": activation_config(self._activation_arg),
+                "activation": self._activation_config(),
                 "kernel_initializer": self.kernel_initializer}
 
     def _check_input_shape(self, input_shape):
@@ -77,14 +73,11 @@ class Conv2D(Layer):
         self._x = x
         y = ops.conv2d(x, self.params["kernel"], self.params.get("bias"), stride=self.stride,
                        padding=self.padding, dilation=self.dilation)
-        if self.activation is not None:
-            y = self.activation.forward(y, training=training)
-        return y
+        return self._activate(y, training)
 
     def backward(self, dy):
         x = self._cached("_x")
-        if self.activation is not None:
-            dy = self.activation.backward(dy)
+        dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["kernel"], stride=self.stride,
                                          padding=self.padding, dilation=self.dilation)
@@ -105,7 +98,7 @@ def _single(value, name, minimum=1):
     return int(value)
 
 
-class Conv1D(Layer):
+class Conv1D(WithActivation, Layer):
     """1-D convolution over (N, C, L) input, run as a 2-D convolution on (N, C, 1, L).
 
     Parameters: ``kernel`` (filters, C, kernel_size) and ``bias`` (filters,) when ``use_bias``.
@@ -130,16 +123,12 @@ class Conv1D(Layer):
             self.padding = _single(padding, "padding", minimum=0)
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
-        self._activation_arg = activation
-        self.activation = get_activation(activation, self.name, self.dtype)
-
-    def _children(self):
-        return [] if self.activation is None else [self.activation]
+        self._set_activation(activation)
 
     def _config(self):
         return {"filters": self.filters, "kernel_size": self.kernel_size, "stride": self.stride,
                 "padding": self.padding, "dilation": self.dilation, "use_bias": self.use_bias,
-                "activation": activation_config(self._activation_arg),
+                "activation": self._activation_config(),
                 "kernel_initializer": self.kernel_initializer}
 
     def _geometry(self):
@@ -181,14 +170,11 @@ class Conv1D(Layer):
         stride, padding, dilation = self._geometry()
         y = ops.conv2d(x4, self._kernel4d(), self.params.get("bias"), stride=stride,
                        padding=padding, dilation=dilation)[:, :, 0, :]
-        if self.activation is not None:
-            y = self.activation.forward(y, training=training)
-        return y
+        return self._activate(y, training)
 
     def backward(self, dy):
         x4 = self._cached("_x4")
-        if self.activation is not None:
-            dy = self.activation.backward(dy)
+        dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         stride, padding, dilation = self._geometry()
         dx, dw, db = ops.conv2d_backward(dy[:, :, None, :], x4, self._kernel4d(), stride=stride,

@@ -5,13 +5,13 @@ import numpy as np
 
 from .. import initializers, ops
 from .._random import get_rng
-from .activations import activation_config, get_activation
+from .activations import WithActivation
 from .base import Layer, check_bool, check_float, check_initializer, check_positive_int
 
 __all__ = ["Dense", "Flatten", "Dropout"]
 
 
-class Dense(Layer):
+class Dense(WithActivation, Layer):
     """Fully connected layer ``y = x @ kernel.T + bias``, optionally followed by an activation.
 
     Parameters: ``kernel`` (units, in_features) (PyTorch layout, so fan_in = in_features) and
@@ -29,14 +29,10 @@ class Dense(Layer):
         self.units = check_positive_int(units, "units")
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
-        self._activation_arg = activation
-        self.activation = get_activation(activation, self.name, self.dtype)
-
-    def _children(self):
-        return [] if self.activation is None else [self.activation]
+        self._set_activation(activation)
 
     def _config(self):
-        return {"units": self.units, "activation": activation_config(self._activation_arg),
+        return {"units": self.units, "activation": self._activation_config(),
                 "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer}
 
     def _check_input_shape(self, input_shape):
@@ -64,14 +60,11 @@ class Dense(Layer):
         y = ops.matmul(x, self.params["kernel"].T)
         if self.use_bias:
             y += self.params["bias"]
-        if self.activation is not None:
-            y = self.activation.forward(y, training=training)
-        return y
+        return self._activate(y, training)
 
     def backward(self, dy):
         x = self._cached("_x")
-        if self.activation is not None:
-            dy = self.activation.backward(dy)
+        dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         self.grads = {"kernel": ops.matmul(dy.T, x)}
         if self.use_bias:
