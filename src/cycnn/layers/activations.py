@@ -19,11 +19,12 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        self._y = np.maximum(x, 0)
-        return self._y
+        y = np.maximum(x, 0)
+        self._remember(y=y)
+        return y
 
     def backward(self, dy):
-        y = self._cached("_y")
+        y = self._cached("y")
         return (dy * (y > 0)).astype(self._dtype, copy=False)
 
 
@@ -43,11 +44,11 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        self._x = x
+        self._remember(x=x)
         return np.where(x > 0, x, x * self._dtype.type(self.alpha))
 
     def backward(self, dy):
-        x = self._cached("_x")
+        x = self._cached("x")
         dx = np.where(x > 0, dy, dy * self._dtype.type(self.alpha))
         return dx.astype(self._dtype, copy=False)
 
@@ -66,11 +67,12 @@ class Sigmoid(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        self._y = _sigmoid(x).astype(self._dtype, copy=False)
-        return self._y
+        y = _sigmoid(x).astype(self._dtype, copy=False)
+        self._remember(y=y)
+        return y
 
     def backward(self, dy):
-        y = self._cached("_y")
+        y = self._cached("y")
         return dy * y * (1 - y)
 
 
@@ -82,11 +84,12 @@ class Tanh(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        self._y = np.tanh(x)
-        return self._y
+        y = np.tanh(x)
+        self._remember(y=y)
+        return y
 
     def backward(self, dy):
-        y = self._cached("_y")
+        y = self._cached("y")
         return dy * (1 - y * y)
 
 
@@ -116,11 +119,12 @@ class Softmax(Layer):
             raise ValueError(f"Softmax axis {self.axis} is out of range for input of shape "
                              f"{x.shape}")
         e = np.exp(x - x.max(axis=self.axis, keepdims=True))
-        self._y = e / e.sum(axis=self.axis, keepdims=True)
-        return self._y
+        y = e / e.sum(axis=self.axis, keepdims=True)
+        self._remember(y=y)
+        return y
 
     def backward(self, dy):
-        y = self._cached("_y")
+        y = self._cached("y")
         return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
 
 

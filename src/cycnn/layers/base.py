@@ -8,7 +8,7 @@ import numpy as np
 from .. import initializers
 from .._args import pair
 
-__all__ = ["Layer", "get", "reset_name_counters"]
+__all__ = ["Layer", "CallState", "get", "reset_name_counters"]
 
 _REGISTRY = {}
 _COUNTERS = {}
@@ -89,6 +89,20 @@ def _check_dtype(dtype):
 
 
 # ----------------------------------------------------------------------------- base class
+class CallState:
+    """What one forward call of a layer cached for its backward (see
+    :meth:`Layer.save_call_state`): the layer it belongs to, its own values and its
+    sub-layers' states."""
+    __slots__ = ("layer", "values", "children")
+
+    def __init__(self, layer, values, children):
+        self.layer, self.values, self.children = layer, values, children
+
+    def __repr__(self):
+        keys = sorted(self.values) if self.values else []
+        return f"CallState({self.layer.name!r}, {keys})"
+
+
 class Layer:
     """Base class of every layer.
 
@@ -100,7 +114,15 @@ class Layer:
     Subclasses implement ``_build(input_shape)`` (create params, return the output shape),
     ``forward``, ``backward``, ``_config()`` (their own constructor kwargs) and, when they accept
     only some input ranks, ``_check_input_shape(input_shape)``.
+
+    Per-call cache: ``forward`` stores what ``backward`` needs with ``self._remember(key=value,
+    ...)`` (one fresh dict per call) and ``backward`` reads it with ``self._cached(key)``; no other
+    per-call attribute is kept. :meth:`save_call_state` / :meth:`restore_call_state` move that
+    cache out and back in, so one layer object can be called twice in a graph (forward A, save,
+    forward B, save; restore B, backward B; restore A, backward A).
     """
+
+    multi_input = False  # True for layers taking a list of inputs (cycnn.layers.merge)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -122,6 +144,7 @@ class Layer:
         self.params = {}
         self.grads = {}
         self.buffers = {}
+        self._state = None  # this call's cache for backward (see save_call_state)
 
     # -- dtype ----------------------------------------------------------------------------
     @property
@@ -191,11 +214,43 @@ class Layer:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
-    def _cached(self, attr):
-        value = getattr(self, attr, None)
-        if value is None:
+    # -- the per-call cache ---------------------------------------------------------------------
+    # Everything a forward keeps for its backward lives in ONE object, ``self._state`` (a dict
+    # made fresh by every forward through _remember). A graph that calls the same layer object
+    # twice moves it out after each forward (save_call_state) and back in before the matching
+    # backward (restore_call_state), so the two calls never see each other's arrays.
+    def _remember(self, **values):
+        """Start this call's cache, replacing the previous call's: ``values`` for backward."""
+        self._state = values
+
+    def _cached(self, key):
+        """``key`` from this call's cache; RuntimeError when forward has not run (or its cache
+        was moved out by :meth:`save_call_state`)."""
+        state = self._state
+        if state is None or key not in state:
             raise RuntimeError(f"{type(self).__name__} '{self.name}': call forward before backward")
-        return value
+        return state[key]
+
+    def save_call_state(self):
+        """Detach and return what the last forward cached for backward (this layer's and its
+        fused activation's). The layer keeps nothing: backward raises until
+        :meth:`restore_call_state` gives a state back. The state is opaque; pass it back to the
+        same layer only."""
+        state = CallState(self, self._state, tuple(c.save_call_state() for c in self._children()))
+        self._state = None
+        return state
+
+    def restore_call_state(self, state):
+        """Make ``state`` (from :meth:`save_call_state` on this layer) the cache that the next
+        :meth:`backward` reads."""
+        if not isinstance(state, CallState):
+            raise TypeError(f"state must come from save_call_state, got {type(state).__name__}")
+        if state.layer is not self:
+            raise ValueError(f"state was saved by layer {state.layer.name!r}, not by "
+                             f"{self.name!r}")
+        self._state = state.values
+        for child, child_state in zip(self._children(), state.children):
+            child.restore_call_state(child_state)
 
     # -- configuration ------------------------------------------------------------------------
     def _config(self):

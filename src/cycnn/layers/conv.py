@@ -70,13 +70,13 @@ class Conv2D(WithActivation, Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
-        self._x = x
+        self._remember(x=x)
         y = ops.conv2d(x, self.params["kernel"], self.params.get("bias"), stride=self.stride,
                        padding=self.padding, dilation=self.dilation)
         return self._activate(y, training)
 
     def backward(self, dy):
-        x = self._cached("_x")
+        x = self._cached("x")
         dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["kernel"], stride=self.stride,
@@ -166,14 +166,14 @@ class Conv1D(WithActivation, Layer):
     def forward(self, x, training=False):
         x = self._prepare(x, 3, "(N, C, L)")
         x4 = x[:, :, None, :]
-        self._x4 = x4
+        self._remember(x4=x4)
         stride, padding, dilation = self._geometry()
         y = ops.conv2d(x4, self._kernel4d(), self.params.get("bias"), stride=stride,
                        padding=padding, dilation=dilation)[:, :, 0, :]
         return self._activate(y, training)
 
     def backward(self, dy):
-        x4 = self._cached("_x4")
+        x4 = self._cached("x4")
         dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         stride, padding, dilation = self._geometry()

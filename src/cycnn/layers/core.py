@@ -56,14 +56,14 @@ class Dense(WithActivation, Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x, 2, "(N, features) (add a Flatten layer before it)")
-        self._x = x
+        self._remember(x=x)
         y = ops.matmul(x, self.params["kernel"].T)
         if self.use_bias:
             y += self.params["bias"]
         return self._activate(y, training)
 
     def backward(self, dy):
-        x = self._cached("_x")
+        x = self._cached("x")
         dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         self.grads = {"kernel": ops.matmul(dy.T, x)}
@@ -86,11 +86,11 @@ class Flatten(Layer):
         x = self._prepare(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten '{self.name}' expects input (N, ...), got shape {x.shape}")
-        self._in_shape = x.shape
+        self._remember(in_shape=x.shape)
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (not -1: N may be 0)
 
     def backward(self, dy):
-        return np.asarray(dy, dtype=self.dtype).reshape(self._cached("_in_shape"))
+        return np.asarray(dy, dtype=self.dtype).reshape(self._cached("in_shape"))
 
 
 class Dropout(Layer):
@@ -104,20 +104,21 @@ class Dropout(Layer):
     def __init__(self, rate, name=None, dtype="float32"):
         super().__init__(name=name, dtype=dtype)
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_open=True)
-        self._mask = None
 
     def _config(self):
         return {"rate": self.rate}
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        self._mask = None
         if not training or self.rate == 0.0:
+            self._remember(mask=None)  # identity
             return x
         keep = get_rng().random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.rate)
-        return x * self._mask
+        mask = keep.astype(self.dtype) / self.dtype.type(1.0 - self.rate)
+        self._remember(mask=mask)
+        return x * mask
 
     def backward(self, dy):
+        mask = self._cached("mask")
         dy = np.asarray(dy, dtype=self.dtype)
-        return dy if self._mask is None else dy * self._mask
+        return dy if mask is None else dy * mask

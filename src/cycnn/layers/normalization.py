@@ -71,13 +71,13 @@ class _BatchNorm(Layer):
         inv_std = (1 / np.sqrt(var + self.dtype.type(self.eps))).astype(self.dtype)
         xhat = centered
         xhat *= inv_std[:, None]
-        self._cache = (xhat, inv_std, training)
+        self._remember(xhat=xhat, inv_std=inv_std, training=training)
         y = xhat * self.params["gamma"][:, None]
         y += self.params["beta"][:, None]
         return y.reshape(x.shape)
 
     def backward(self, dy):
-        xhat, inv_std, training = self._cached("_cache")
+        xhat, inv_std, training = (self._cached(k) for k in ("xhat", "inv_std", "training"))
         shape = np.shape(dy)
         dy = np.asarray(dy, dtype=self.dtype).reshape(xhat.shape)
         dbeta = dy.sum(axis=(0, 2))

@@ -45,14 +45,13 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
-        y, self._indices = ops.max_pool2d(x, self.pool_size, stride=self.stride,
-                                          padding=self.padding)
-        self._in_shape = x.shape
+        y, indices = ops.max_pool2d(x, self.pool_size, stride=self.stride, padding=self.padding)
+        self._remember(indices=indices, in_shape=x.shape)
         return y
 
     def backward(self, dy):
-        indices = self._cached("_indices")
-        return ops.max_pool2d_backward(np.asarray(dy, dtype=self.dtype), indices, self._in_shape)
+        indices, in_shape = self._cached("indices"), self._cached("in_shape")
+        return ops.max_pool2d_backward(np.asarray(dy, dtype=self.dtype), indices, in_shape)
 
 
 class AvgPool2D(_Pool2D):
@@ -68,11 +67,11 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
-        self._in_shape = x.shape
+        self._remember(in_shape=x.shape)
         return ops.avg_pool2d(x, self.pool_size, stride=self.stride, padding=self.padding)
 
     def backward(self, dy):
-        in_shape = self._cached("_in_shape")
+        in_shape = self._cached("in_shape")
         return ops.avg_pool2d_backward(np.asarray(dy, dtype=self.dtype), in_shape, self.pool_size,
                                        stride=self.stride, padding=self.padding)
 
@@ -95,10 +94,10 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
-        self._in_shape = x.shape
+        self._remember(in_shape=x.shape)
         return x.mean(axis=(2, 3))
 
     def backward(self, dy):
-        n, c, h, w = self._cached("_in_shape")
+        n, c, h, w = self._cached("in_shape")
         dy = np.asarray(dy, dtype=self.dtype) / self.dtype.type(h * w)
         return np.ascontiguousarray(np.broadcast_to(dy[:, :, None, None], (n, c, h, w)))
