@@ -12,7 +12,7 @@ import pytest
 import cycnn
 from cycnn import augment, layers, optim
 from cycnn.examples.mnist import build_model
-from cycnn.model import History, Sequential, load_model
+from cycnn.models import History, Sequential, load_model
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -485,3 +485,19 @@ def test_softmax_activation_with_cross_entropy_warns():
     model = Sequential([layers.Dense(3, activation="softmax")], input_shape=(4,))
     with pytest.warns(UserWarning, match="applies its own softmax"):
         model.compile("adam", "cross_entropy")
+
+
+def test_version_1_file_loads_with_its_predictions():
+    """tests/data/model_v1.cyc was written by the version-1 writer (cycnn before the models
+    package); model_v1_expected.npz holds the predictions the saving model gave."""
+    data = pathlib.Path(__file__).parent / "data"
+    expected = np.load(data / "model_v1_expected.npz")
+    model = load_model(data / "model_v1.cyc")
+    assert isinstance(model, Sequential) and model.name == "v1net"
+    assert model.input_shape == (1, 6, 6)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "BatchNorm2D", "MaxPool2D", "Flatten", "Dense", "Dropout", "Dense", "Softmax"]
+    assert np.array_equal(model.predict(expected["x"]), expected["pred"])
+    assert model.metrics == ["accuracy"] and type(model.optimizer).__name__ == "Adam"
+    assert int(model.optimizer.state_dict()["step"]) == 4   # 2 epochs of 2 batches
+    model.fit(expected["x"], expected["y"], epochs=1, batch_size=8, verbose=0)  # resumes

@@ -16,7 +16,7 @@ import time
 
 import cycnn
 from cycnn import datasets, layers, optim
-from cycnn.model import Sequential
+from cycnn.models import Sequential
 
 
 def build_model():
