@@ -1,5 +1,6 @@
 /* im2col.c -- im2col/col2im for float and double (the body is in im2col_impl.h). */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include "conv.h"
 

@@ -15,15 +15,17 @@
 #define POOL_HAVE_SSE2 1
 #endif
 
-static int imin(int a, int b) { return a < b ? a : b; }
-static int imax(int a, int b) { return a > b ? a : b; }
+/* Geometry arithmetic is 64-bit throughout (see pool.h): sums such as pad + stride - 1 or
+ * oh*stride + kernel need not fit in an int even when every field does. */
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 enum { CHUNK = 256 };            /* outputs per pass of the window-element-outer loops      */
 
 /* Output columns [*lo, *hi) whose windows lie fully inside columns [0, W). */
-static void interior_cols(const cycnn_pool_geom *g, int *lo, int *hi)
+static void interior_cols(const cycnn_pool_geom *g, int64_t *lo, int64_t *hi)
 {
-    const int last = g->W - g->kw + g->pad_left;       /* largest in-bounds window start */
+    const int64_t last = g->W - g->kw + g->pad_left;       /* largest in-bounds window start */
     *lo = imin((g->pad_left + g->sw - 1) / g->sw, g->Wo);
     *hi = last < 0 ? 0 : imin(last / g->sw + 1, g->Wo);
     if (*hi < *lo)
@@ -38,12 +40,13 @@ static void interior_cols(const cycnn_pool_geom *g, int *lo, int *hi)
  * that ends at ncols, overlapping columns already done (it writes the same values again). */
 
 /* float: 4 outputs per step; offsets in 32-bit lanes, zero-extended to int64 at the end. */
-static int max2x2s2_row_sse2_f32(const float *r0, const float *r1, float *yrow, int64_t *irow,
-                                 int64_t origin, int W, int ncols)
+static int64_t max2x2s2_row_sse2_f32(const float *r0, const float *r1, float *yrow,
+                                     int64_t *irow, int64_t origin, int64_t W, int64_t ncols)
 {
-    const __m128i off_b = _mm_set1_epi32(1), off_c = _mm_set1_epi32(W);
-    const __m128i off_d = _mm_set1_epi32(W + 1), zero = _mm_setzero_si128();
-    int ow = 0;
+    /* W + 1 fits in an int32 lane: the caller takes this path only for W < INT32_MAX */
+    const __m128i off_b = _mm_set1_epi32(1), off_c = _mm_set1_epi32((int32_t)W);
+    const __m128i off_d = _mm_set1_epi32((int32_t)(W + 1)), zero = _mm_setzero_si128();
+    int64_t ow = 0;
     for (; ncols >= 4 && ow < ncols; ow += 4) {
         if (ow > ncols - 4)
             ow = ncols - 4;
@@ -82,12 +85,12 @@ static int max2x2s2_row_sse2_f32(const float *r0, const float *r1, float *yrow, 
 }
 
 /* double: 2 outputs per step; masks are 64-bit lanes, so offsets are int64 directly. */
-static int max2x2s2_row_sse2_f64(const double *r0, const double *r1, double *yrow,
-                                 int64_t *irow, int64_t origin, int W, int ncols)
+static int64_t max2x2s2_row_sse2_f64(const double *r0, const double *r1, double *yrow,
+                                     int64_t *irow, int64_t origin, int64_t W, int64_t ncols)
 {
     const __m128i off_b = _mm_set1_epi64x(1), off_c = _mm_set1_epi64x(W);
-    const __m128i off_d = _mm_set1_epi64x((int64_t)W + 1);
-    int ow = 0;
+    const __m128i off_d = _mm_set1_epi64x(W + 1);
+    int64_t ow = 0;
     for (; ncols >= 2 && ow < ncols; ow += 2) {
         if (ow > ncols - 2)
             ow = ncols - 2;

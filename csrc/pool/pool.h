@@ -6,7 +6,9 @@
  * planes they are given; calls on distinct planes are thread-safe.
  * Both types are built from one body: pool_impl.h, instantiated for float and double by pool.c.
  *
- * Geometry (struct cycnn_pool_geom, all fields IN)
+ * Geometry (struct cycnn_pool_geom, all fields IN; int64_t, and so is all arithmetic on them:
+ * with a stride near 2**31, oh*sh + kh or pad + sw - 1 do not fit in an int. Each field must be
+ * below 2**31 and H*W, Ho*Wo below 2**62; cycnn.ops validates that.)
  *   H, W        input plane size                      (>= 0)
  *   Ho, Wo      output plane size, computed by the caller; bottom/right padding and
  *               ceil-mode are implied by them          (>= 0)
@@ -67,11 +69,11 @@ extern "C" {
 #endif
 
 typedef struct cycnn_pool_geom {
-    int H, W;              /* input plane   */
-    int Ho, Wo;            /* output plane  */
-    int kh, kw;            /* window        */
-    int sh, sw;            /* stride        */
-    int pad_top, pad_left; /* leading pads  */
+    int64_t H, W;              /* input plane   */
+    int64_t Ho, Wo;            /* output plane  */
+    int64_t kh, kw;            /* window        */
+    int64_t sh, sw;            /* stride        */
+    int64_t pad_top, pad_left; /* leading pads  */
 } cycnn_pool_geom;
 
 void cycnn_maxpool2d_fwd_f32(const cycnn_pool_geom *g, const float *x, float *y, int64_t *idx);

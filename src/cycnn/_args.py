@@ -5,16 +5,46 @@ Every error names the argument and echoes what was received.
 """
 import numbers
 import operator
+import os
 
 import numpy as np
 
 __all__ = [
     "as_float_array", "result_dtype", "pair", "positive_pair", "conv_padding", "pool_padding",
-    "out_size", "check_ndim", "check_shape",
+    "out_size", "check_ndim", "check_shape", "check_alloc", "MAX_ALLOC_BYTES",
 ]
 
 
-_INT_MAX = 2**31 - 1   # the kernels index with C ints
+_INT_MAX = 2**31 - 1   # geometry reaches the kernels as C ints
+
+
+def _max_alloc_bytes(default=2**32):
+    text = os.environ.get("CYCNN_MAX_ALLOC_BYTES", "").strip()
+    if not text:
+        return default
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text, 0)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise ValueError(f"CYCNN_MAX_ALLOC_BYTES must be a positive number of bytes, got {text!r}")
+    return value
+
+
+# Largest number of bytes one op may allocate for its outputs and scratch (4 GiB unless the
+# CYCNN_MAX_ALLOC_BYTES environment variable, read at import, says otherwise). Geometry that
+# would need more -- e.g. a huge padding around a tiny image -- is a ValueError, not an attempt
+# to allocate (and fill) terabytes.
+MAX_ALLOC_BYTES = _max_alloc_bytes()
+
+
+def check_alloc(nbytes, what):
+    """ValueError when ``what`` would allocate more than MAX_ALLOC_BYTES (``nbytes``)."""
+    if nbytes > MAX_ALLOC_BYTES:
+        raise ValueError(
+            f"{what} would allocate {nbytes} bytes ({nbytes / 2**30:.3g} GiB), more than the "
+            f"limit of {MAX_ALLOC_BYTES} bytes (set by the CYCNN_MAX_ALLOC_BYTES environment "
+            f"variable)")
 
 
 def _describe(value):
@@ -122,8 +152,13 @@ def _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, name):
         if mode == "valid":
             return (0, 0), (0, 0)
         if mode == "same":
-            return tuple(_same_padding(i, k, s, d)
+            pads = tuple(_same_padding(i, k, s, d)
                          for i, k, s, d in zip(in_hw, kernel_hw, stride_hw, dilation_hw))
+            if max(max(p) for p in pads) > _INT_MAX:
+                raise ValueError(f"{name} 'same' needs padding {pads} here (input {tuple(in_hw)}, "
+                                 f"kernel {tuple(kernel_hw)}, stride {tuple(stride_hw)}, dilation "
+                                 f"{tuple(dilation_hw)}); it must be < 2**31")
+            return pads
         raise ValueError(f"{name} must be an int, a pair, 'same' or 'valid', got {padding!r}")
     ph, pw = pair(padding, name)
     if ph < 0 or pw < 0:
@@ -137,8 +172,14 @@ def _output_hw(in_hw, kernel_hw, stride_hw, dilation_hw, pads, what):
     out = []
     for axis, (i, k, s, d, (lo, hi)) in enumerate(zip(in_hw, kernel_hw, stride_hw, dilation_hw, pads)):
         span = d * (k - 1) + 1
+        dim = "height" if axis == 0 else "width"
+        if i + lo + hi > _INT_MAX:
+            # every input and output coordinate then fits in a C int (the kernels' geometry
+            # arguments); sums the kernels form from them are 64-bit
+            raise ValueError(
+                f"padding {lo}+{hi} makes the padded input {dim} {i + lo + hi} (input {i}); "
+                f"it must be < 2**31")
         if span > i + lo + hi:
-            dim = "height" if axis == 0 else "width"
             raise ValueError(
                 f"{what} {dim} {span} (kernel {k}, dilation {d}) is larger than the padded input "
                 f"{dim} {i + lo + hi} (input {i}, padding {lo}+{hi})")

@@ -49,10 +49,19 @@ def _conv_setup(x, w, stride, padding, dilation):
     crs = w.shape[1] * w.shape[2] * w.shape[3]
     if crs * out_hw[0] * out_hw[1] > _INT_MAX or max(x.shape + w.shape) > _INT_MAX:
         raise ValueError(f"conv2d on x {x.shape} with w {w.shape} is too large for one image "
-                         f"(C*R*S*Ho*Wo must stay below 2**31)")
+                         f"(C*R*S*Ho*Wo must stay below 2**31; output {out_hw[0]}x{out_hw[1]} "
+                         f"with stride {stride_hw}, padding {pads}, dilation {dilation_hw})")
     geometry = (stride_hw[0], stride_hw[1], pads[0][0], pads[1][0], dilation_hw[0], dilation_hw[1])
     work = x.shape[0] * w.shape[0] * crs * out_hw[0] * out_hw[1]
     return geometry, out_hw, work
+
+
+def _check_conv_alloc(x, w, out_hw, n_threads, extra_bytes, what):
+    """Output/gradient bytes (extra_bytes) plus the im2col scratch, C*R*S*Ho*Wo per thread."""
+    crs, n = w.shape[1] * w.shape[2] * w.shape[3], x.shape[0]
+    scratch = max(1, min(n_threads, n)) * crs * out_hw[0] * out_hw[1] * x.itemsize
+    _args.check_alloc(extra_bytes + scratch, f"{what} of x {x.shape} with w {w.shape} "
+                                             f"(output {out_hw[0]}x{out_hw[1]})")
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
@@ -68,9 +77,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     if b is not None and b.shape != (k,):
         raise ValueError(f"b must have shape ({k},) to match the {k} filters of w, "
                          f"got shape {b.shape}")
+    n_threads = _threads_for(work)
+    _check_conv_alloc(x, w, (ho, wo), n_threads, n * k * ho * wo * x.itemsize, "conv2d")
     y = np.empty((n, k, ho, wo), dtype=dtype)
     bias = b if b is not None else np.zeros(0, dtype=dtype)
-    _conv.conv2d_forward(x, w, bias, b is not None, y, *geometry, _threads_for(work))
+    _conv.conv2d_forward(x, w, bias, b is not None, y, *geometry, n_threads)
     return y
 
 
@@ -85,11 +96,22 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
     geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
     _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
     _args.check_shape(dy, "dy", (x.shape[0], w.shape[0], ho, wo), "conv2d's output for x and w")
+    n_threads = _threads_for(2 * work)
+    _check_conv_alloc(x, w, (ho, wo), n_threads, (x.size + (n_threads + 1) * w.size) * x.itemsize,
+                      "conv2d_backward")
     dx = np.empty(x.shape, dtype=dtype)
     dw = np.empty(w.shape, dtype=dtype)
     db = np.empty(w.shape[0], dtype=dtype)
-    _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, _threads_for(2 * work))
+    _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, n_threads)
     return dx, dw, db
+
+
+def _check_dx_alloc(input_shape, dtype, what):
+    """input_shape comes from the caller, not from an array: bound dx before allocating it."""
+    if max(input_shape) > _INT_MAX:
+        raise ValueError(f"input_shape must hold values < 2**31, got {input_shape}")
+    _args.check_alloc(int(np.prod(input_shape, dtype=object)) * dtype.itemsize,
+                      f"{what} for input_shape {input_shape}")
 
 
 def _pool_setup(in_hw, kernel_size, stride, padding):
@@ -112,6 +134,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     dtype, (x,) = _args.float_arrays((x, "x"))
     _args.check_ndim(x, "x", 4, "(N, C, H, W)")
     geometry, (ho, wo) = _pool_setup(x.shape[2:], kernel_size, stride, padding)
+    _args.check_alloc(x.shape[0] * x.shape[1] * ho * wo * (x.itemsize + 8),
+                      f"max_pool2d of x {x.shape} (output {ho}x{wo})")
     y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
     indices = np.empty(y.shape, dtype=np.int64)
     _pool.max_pool2d_forward(x, y, indices, *geometry, _threads_for(y.size * 4))
@@ -135,6 +159,7 @@ def max_pool2d_backward(dy, indices, input_shape):
         raise ValueError(f"dy has batch and channels {dy.shape[:2]} but input_shape has "
                          f"{input_shape[:2]} (dy shape {dy.shape}, input_shape {input_shape})")
     plane = input_shape[2] * input_shape[3]
+    _check_dx_alloc(input_shape, dtype, "max_pool2d_backward")
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     dx = np.empty(input_shape, dtype=dtype)
     bad = _pool.max_pool2d_backward(dy, idx, dx, _threads_for(dx.size))
@@ -153,6 +178,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     dtype, (x,) = _args.float_arrays((x, "x"))
     _args.check_ndim(x, "x", 4, "(N, C, H, W)")
     geometry, (ho, wo) = _pool_setup(x.shape[2:], kernel_size, stride, padding)
+    _args.check_alloc(x.shape[0] * x.shape[1] * ho * wo * x.itemsize,
+                      f"avg_pool2d of x {x.shape} (output {ho}x{wo})")
     y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
     _pool.avg_pool2d_forward(x, y, *geometry, _threads_for(y.size * geometry[0] * geometry[1]))
     return y
@@ -169,6 +196,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     _args.check_ndim(dy, "dy", 4, "(N, C, Ho, Wo)")
     geometry, (ho, wo) = _pool_setup(input_shape[2:], kernel_size, stride, padding)
     _args.check_shape(dy, "dy", input_shape[:2] + (ho, wo), "avg_pool2d's output for input_shape")
+    _check_dx_alloc(input_shape, dtype, "avg_pool2d_backward")
     dx = np.empty(input_shape, dtype=dtype)
     _pool.avg_pool2d_backward(dy, dx, *geometry, _threads_for(dx.size * geometry[0]))
     return dx

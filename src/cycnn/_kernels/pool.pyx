@@ -26,7 +26,7 @@ from libc.stdint cimport int64_t
 
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
-        int H, W, Ho, Wo, kh, kw, sh, sw, pad_top, pad_left
+        int64_t H, W, Ho, Wo, kh, kw, sh, sw, pad_top, pad_left
 
     void cycnn_maxpool2d_fwd_f32(const cycnn_pool_geom *g, const float *x, float *y,
                                  int64_t *idx)
@@ -57,19 +57,12 @@ cdef int _threads(int n_threads, Py_ssize_t planes, Py_ssize_t elements) noexcep
 
 cdef cycnn_pool_geom _geom(Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
                            int kh, int kw, int sh, int sw, int pad_top, int pad_left):
+    """The kernels' geometry: 64-bit fields (sums like pad + stride need not fit in an int)."""
     if H > 0x7fffffff or W > 0x7fffffff or Ho > 0x7fffffff or Wo > 0x7fffffff:
         raise ValueError("pooling plane too large")
     cdef cycnn_pool_geom g
-    g.H = <int>H
-    g.W = <int>W
-    g.Ho = <int>Ho
-    g.Wo = <int>Wo
-    g.kh = kh
-    g.kw = kw
-    g.sh = sh
-    g.sw = sw
-    g.pad_top = pad_top
-    g.pad_left = pad_left
+    g.H, g.W, g.Ho, g.Wo = H, W, Ho, Wo
+    g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left = kh, kw, sh, sw, pad_top, pad_left
     return g
 
 
