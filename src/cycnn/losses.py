@@ -69,6 +69,7 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
 
     def _targets(self, y_true, n, classes):
+        """int64 labels (N,) or float64 target rows (N, classes), validated."""
         t = np.asarray(y_true)
         if t.ndim == 1:
             if t.shape[0] != n:
@@ -79,14 +80,12 @@ class CrossEntropy(Loss):
                     raise ValueError("y_true labels must be integers, got non-integral values")
             elif t.dtype.kind not in "iu":
                 raise TypeError(f"y_true labels must be integers, got dtype {t.dtype}")
-            labels = t.astype(np.int64)
-            bad = (labels < 0) | (labels >= classes)
-            if bad.any():
+            labels = t if t.dtype == np.int64 else t.astype(np.int64)
+            if n and (labels.min() < 0 or labels.max() >= classes):
+                bad = (labels < 0) | (labels >= classes)
                 raise ValueError(f"y_true labels must be in [0, {classes}), got "
                                  f"{labels[bad][0]} at index {int(np.flatnonzero(bad)[0])}")
-            onehot = np.zeros((n, classes))
-            onehot[np.arange(n), labels] = 1.0
-            return onehot
+            return labels
         if t.ndim == 2:
             if t.shape != (n, classes):
                 raise ValueError(f"y_true must be labels ({n},) or probabilities ({n}, {classes}) "
@@ -100,8 +99,16 @@ class CrossEntropy(Loss):
         n, classes = z.shape
         t = self._targets(y_true, n, classes)
         shifted = z - z.max(axis=1, keepdims=True)
-        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_p = shifted - log_sum
+        e = np.exp(shifted)
+        sums = e.sum(axis=1, keepdims=True)
+        if t.ndim == 1:   # labels: no one-hot matrix, pick the label's column instead
+            rows = np.arange(n)
+            value = (np.log(sums[:, 0]) - shifted[rows, t]).sum() / n
+            e /= sums
+            e[rows, t] -= 1.0
+            e /= n
+            return float(value), e.astype(dtype, copy=False)
+        log_p = shifted - np.log(sums)
         value = -(t * log_p).sum() / n
         grad = (np.exp(log_p) * t.sum(axis=1, keepdims=True) - t) / n
         return float(value), grad.astype(dtype)

@@ -85,8 +85,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     return y
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True):
     """Gradients of :func:`conv2d` with respect to x, w and b.
+
+    ``compute_dx=False`` skips dx (returned as None), e.g. for a network's first layer, whose
+    input gradient nothing needs.
 
     Shape:
         dy (N, K, Ho, Wo), x (N, C, H, W), w (K, C, R, S) ->
@@ -96,10 +99,11 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
     geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
     _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
     _args.check_shape(dy, "dy", (x.shape[0], w.shape[0], ho, wo), "conv2d's output for x and w")
+    # (the thread count does not depend on compute_dx: dw is then the same bits either way)
     n_threads = _threads_for(2 * work)
     _check_conv_alloc(x, w, (ho, wo), n_threads, (x.size + (n_threads + 1) * w.size) * x.itemsize,
                       "conv2d_backward")
-    dx = np.empty(x.shape, dtype=dtype)
+    dx = np.empty(x.shape, dtype=dtype) if compute_dx else None
     dw = np.empty(w.shape, dtype=dtype)
     db = np.empty(w.shape[0], dtype=dtype)
     _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, n_threads)

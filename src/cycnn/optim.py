@@ -33,9 +33,15 @@ def _number(value, name, low=0.0, high=None, low_open=False, high_open=False):
 
 
 class Optimizer:
-    """Base class. Subclasses define ``_slots`` (names of per-parameter state arrays) and
-    ``_update(i, p, g)`` which changes ``p`` in place using ``self.state[slot][i]``."""
+    """Base class. Subclasses define ``_slots`` (names of per-parameter state arrays), ``_kind``
+    (the update in ``cycnn._kernels.optim``) and ``_hyper()`` (its coefficients).
+
+    A step is one native call that updates every parameter array in one parallel pass (see the
+    design note of ``cycnn/_kernels/optim.pyx``); gradients are read in place when they already
+    are C-contiguous arrays of the parameter's dtype, otherwise converted once.
+    """
     _slots = ()
+    _kind = None
 
     def __init__(self, lr, weight_decay):
         self.lr = lr
@@ -62,31 +68,53 @@ class Optimizer:
             if known and len(known) != len(params):
                 raise ValueError(f"{type(self).__name__} has state for {len(known)} params, "
                                  f"got {len(params)}; pass the same params every step")
+        work, writeback = [], []
         for i, (p, g) in enumerate(zip(params, grads)):
             if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
                 raise TypeError(f"params[{i}] must be a floating ndarray, got {type(p).__name__}")
-            g = np.asarray(g)
+            if not isinstance(g, np.ndarray) or g.dtype != p.dtype \
+                    or not g.flags.c_contiguous:
+                g = np.ascontiguousarray(g, dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{i}] must have the shape of params[{i}] {p.shape}, "
                                  f"got {g.shape}")
+            if p.dtype not in (np.float32, np.float64):
+                raise TypeError(f"params[{i}] must be float32 or float64, got {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{i}] is read-only")
             for slot in self._slots:
                 known = self.state[slot]
                 if len(known) <= i:
-                    known.append(np.zeros_like(p))
+                    known.append(np.zeros_like(p, order="C"))
                 elif known[i].shape != p.shape:
                     raise ValueError(f"state '{slot}.{i}' has shape {known[i].shape}, params[{i}] "
                                      f"has shape {p.shape}")
-                elif known[i].dtype != p.dtype or not known[i].flags.c_contiguous:
-                    known[i] = np.ascontiguousarray(known[i], dtype=p.dtype)  # e.g. after a cast
+                elif known[i].dtype != p.dtype or not known[i].flags.c_contiguous \
+                        or not known[i].flags.writeable:
+                    known[i] = np.array(known[i], dtype=p.dtype, order="C")  # e.g. after a cast
+            if not p.flags.c_contiguous:
+                writeback.append((p, i))
+                p = np.ascontiguousarray(p)
+            work.append((p, g, i))
         self.iterations += 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            g = np.asarray(g, dtype=p.dtype)
-            if self.weight_decay:
-                g = g + p.dtype.type(self.weight_decay) * p
-            self._update(i, p, g)
+        kind, coefficients = self._kind, self._hyper()
+        for dtype in dict.fromkeys(p.dtype for p, _, _ in work):  # usually a single dtype
+            group = [item for item in work if item[0].dtype == dtype]
+            state = [[self.state[slot][i] for _, _, i in group] for slot in self._slots]
+            state += [[]] * (2 - len(state))
+            _optim_kernels.update(kind, [p for p, _, _ in group], [g for _, g, _ in group],
+                                  state[0], state[1], *coefficients, self.weight_decay,
+                                  *self._momentum(), get_num_threads())
+        for original, i in writeback:
+            original[...] = work[i][0]
 
-    def _update(self, i, p, g):
+    def _hyper(self):
+        """(lr, a, b, eps, c) of the kernel's formula for this step."""
         raise NotImplementedError
+
+    def _momentum(self):
+        return 0.0, False
+
 
     # -- configuration and state -------------------------------------------------------------
     def get_config(self):
@@ -144,6 +172,7 @@ class SGD(Optimizer):
         p -= lr * (g + momentum * buf if nesterov else buf)     (p -= lr * g without momentum)
     """
     _slots = ("momentum_buffer",)
+    _kind = "sgd"
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         self.momentum = _number(momentum, "momentum", high=1.0)
@@ -159,15 +188,11 @@ class SGD(Optimizer):
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _update(self, i, p, g):
-        lr = p.dtype.type(self.lr)
-        if self.momentum == 0:
-            p -= lr * g
-            return
-        buf = self.state["momentum_buffer"][i]  # zeros at first: step 1 gives buf = g, as torch
-        buf *= p.dtype.type(self.momentum)
-        buf += g
-        p -= lr * (g + p.dtype.type(self.momentum) * buf if self.nesterov else buf)
+    def _hyper(self):
+        return self.lr, 0.0, 0.0, 0.0, 0.0
+
+    def _momentum(self):
+        return self.momentum, self.nesterov
 
 
 class Adam(Optimizer):
@@ -178,6 +203,7 @@ class Adam(Optimizer):
         p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)
     """
     _slots = ("exp_avg", "exp_avg_sq")
+    _kind = "adam"
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -190,24 +216,10 @@ class Adam(Optimizer):
     def get_config(self):
         return {**super().get_config(), "betas": list(self.betas), "eps": self.eps}
 
-    def _update(self, i, p, g):
+    def _hyper(self):
         b1, b2 = self.betas
         t = self.iterations
-        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
-        if p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
-            # one fused pass in C (same formula, same operation order as below)
-            _optim_kernels.adam_update(
-                p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1),
-                self.lr / (1 - b1 ** t), b1, b2, self.eps, math.sqrt(1 - b2 ** t),
-                get_num_threads())
-            return
-        f = p.dtype.type
-        m *= f(b1)
-        m += f(1 - b1) * g
-        v *= f(b2)
-        v += f(1 - b2) * g * g
-        denom = np.sqrt(v) / f(math.sqrt(1 - b2 ** t)) + f(self.eps)
-        p -= f(self.lr / (1 - b1 ** t)) * m / denom
+        return self.lr / (1 - b1 ** t), b1, b2, self.eps, math.sqrt(1 - b2 ** t)
 
 
 class RMSprop(Optimizer):
@@ -219,6 +231,7 @@ class RMSprop(Optimizer):
         with momentum:    buf = momentum * buf + g / (sqrt(s) + eps); p -= lr * buf
     """
     _slots = ("square_avg", "momentum_buffer")
+    _kind = "rmsprop"
 
     def __init__(self, lr=1e-3, rho=0.9, eps=1e-8, momentum=0.0, weight_decay=0.0):
         self.rho = _number(rho, "rho", high=1.0, high_open=True)
@@ -231,18 +244,11 @@ class RMSprop(Optimizer):
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "eps": self.eps, "momentum": self.momentum}
 
-    def _update(self, i, p, g):
-        f = p.dtype.type
-        s = self.state["square_avg"][i]
-        s *= f(self.rho)
-        s += f(1 - self.rho) * g * g
-        step = g / (np.sqrt(s) + f(self.eps))
-        if self.momentum:
-            buf = self.state["momentum_buffer"][i]
-            buf *= f(self.momentum)
-            buf += step
-            step = buf
-        p -= f(self.lr) * step
+    def _hyper(self):
+        return self.lr, self.rho, 0.0, self.eps, 0.0
+
+    def _momentum(self):
+        return self.momentum, False
 
 
 # ----------------------------------------------------------------------------- schedules

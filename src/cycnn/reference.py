@@ -122,13 +122,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True):
     """Gradients of :func:`conv2d` with respect to x, w and the bias.
 
     Parameters
     ----------
     dy : array_like, gradient of the loss with respect to the conv2d output.
     x, w, stride, padding, dilation : as given to :func:`conv2d`.
+    compute_dx : bool, False skips dx (returned as None).
 
     Shape
     -----
@@ -150,12 +151,14 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1):
     db = dy.sum(axis=(0, 2, 3))
     # dw[k, c, r, s] = sum_{n, i, j} dy[n, k, i, j] * win[n, c, i, j, r, s]
     dw = np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))
-    # cols[n, c, i, j, r, s] = sum_k dy[n, k, i, j] * w[k, c, r, s], then scatter back (col2im)
-    cols = np.tensordot(dy, w, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)
-    dx = _crop(_scatter_windows(cols, xp.shape[2:], stride_hw, dilation_hw), pads)
     dt = x.dtype
-    return (np.ascontiguousarray(dx, dtype=dt), np.ascontiguousarray(dw, dtype=dt),
-            np.ascontiguousarray(db, dtype=dt))
+    dx = None
+    if compute_dx:
+        # cols[n, c, i, j, r, s] = sum_k dy[n, k, i, j] * w[k, c, r, s], then scatter (col2im)
+        cols = np.tensordot(dy, w, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)
+        dx = _crop(_scatter_windows(cols, xp.shape[2:], stride_hw, dilation_hw), pads)
+        dx = np.ascontiguousarray(dx, dtype=dt)
+    return dx, np.ascontiguousarray(dw, dtype=dt), np.ascontiguousarray(db, dtype=dt)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -233,7 +233,9 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                     floating[:, :, :, ::1] dw, floating[::1] db,
                     int sh, int sw, int pt, int pl, int dh, int dw_, int n_threads):
     """Gradients of conv2d. dy (N,K,Ho,Wo), x (N,C,H,W), w (K,C,R,S) IN;
-    dx (N,C,H,W), dw (K,C,R,S), db (K,) OUT (fully written)."""
+    dx (N,C,H,W), dw (K,C,R,S), db (K,) OUT (fully written). dx None: dw and db only (the
+    w^T.dy GEMM and col2im are skipped)."""
+    cdef bint compute_dx = dx is not None
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
     cdef int Ho = dy.shape[2], Wo = dy.shape[3]
@@ -263,7 +265,6 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
             tid = threadid()
             for n in prange(N, schedule='static'):
                 dyn = &dy[n, 0, 0, 0]
-                dxn = &dx[n, 0, 0, 0]
                 if direct:
                     coln = &x[n, 0, 0, 0]
                 else:
@@ -279,10 +280,14 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                         acc = acc + dyn[k * L + l]
                     db_t[tid, k] += acc
                 # dcol (CRS x L) = w^T (CRS x K) . dy[n] (K x L), then scattered back to dx[n]
-                if direct:
+                if not compute_dx:
+                    pass
+                elif direct:
+                    dxn = &dx[n, 0, 0, 0]
                     _gemm(<int>CRS, <int>L, K, <floating>1, &w[0, 0, 0, 0], 1, CRS, dyn, L, 1,
                           <floating>0, dxn, L, ws.get(tid))
                 else:
+                    dxn = &dx[n, 0, 0, 0]
                     _gemm(<int>CRS, <int>L, K, <floating>1, &w[0, 0, 0, 0], 1, CRS, dyn, L, 1,
                           <floating>0, &cols[tid, 0], L, ws.get(tid))
                     memset(dxn, 0, plane_x * sizeof(floating))

@@ -108,8 +108,11 @@ class Layer:
 
     Attributes: ``name``, ``built``, ``input_shape`` / ``output_shape`` (per sample, no batch
     dimension, set by :meth:`build`), ``params`` (trainable arrays), ``grads`` (same keys and
-    shapes, overwritten by every :meth:`backward`), ``buffers`` (non-trainable saved state) and
-    ``dtype`` (float32 unless asked otherwise; setting it casts existing params and buffers).
+    shapes, overwritten by every :meth:`backward`), ``buffers`` (non-trainable saved state),
+    ``dtype`` (float32 unless asked otherwise; setting it casts existing params and buffers) and
+    ``needs_input_grad`` (True; a model sets it False on its first layer, whose input gradient
+    nothing needs: Conv2D, Conv1D and Dense then skip computing it and their backward returns
+    None).
 
     Subclasses implement ``_build(input_shape)`` (create params, return the output shape),
     ``forward``, ``backward``, ``_config()`` (their own constructor kwargs) and, when they accept
@@ -145,6 +148,7 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self._state = None  # this call's cache for backward (see save_call_state)
+        self.needs_input_grad = True
 
     # -- dtype ----------------------------------------------------------------------------
     @property

@@ -80,7 +80,8 @@ class Conv2D(WithActivation, Layer):
         dy = self._activation_backward(dy)
         dy = np.asarray(dy, dtype=self.dtype)
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["kernel"], stride=self.stride,
-                                         padding=self.padding, dilation=self.dilation)
+                                         padding=self.padding, dilation=self.dilation,
+                                         compute_dx=self.needs_input_grad)
         self.grads = {"kernel": dw}
         if self.use_bias:
             self.grads["bias"] = db
@@ -178,8 +179,9 @@ class Conv1D(WithActivation, Layer):
         dy = np.asarray(dy, dtype=self.dtype)
         stride, padding, dilation = self._geometry()
         dx, dw, db = ops.conv2d_backward(dy[:, :, None, :], x4, self._kernel4d(), stride=stride,
-                                         padding=padding, dilation=dilation)
+                                         padding=padding, dilation=dilation,
+                                         compute_dx=self.needs_input_grad)
         self.grads = {"kernel": dw.reshape(self.params["kernel"].shape)}
         if self.use_bias:
             self.grads["bias"] = db
-        return dx[:, :, 0, :]
+        return None if dx is None else dx[:, :, 0, :]

@@ -69,7 +69,7 @@ class Dense(WithActivation, Layer):
         self.grads = {"kernel": ops.matmul(dy.T, x)}
         if self.use_bias:
             self.grads["bias"] = dy.sum(axis=0)
-        return ops.matmul(dy, self.params["kernel"])
+        return ops.matmul(dy, self.params["kernel"]) if self.needs_input_grad else None
 
 
 class Flatten(Layer):

@@ -1,0 +1,89 @@
+"""The training hot path: conv2d_backward without dx, layers that skip their input gradient, the
+cross-entropy on integer labels without a one-hot matrix."""
+import numpy as np
+import pytest
+
+import cycnn
+from cycnn import layers, losses, ops, reference
+
+
+def _randn(shape, seed, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def threads(request):
+    before = cycnn.get_num_threads()
+    cycnn.set_num_threads(request.param)
+    yield request.param
+    cycnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-11)])
+@pytest.mark.parametrize("geometry", [
+    dict(stride=1, padding=2),                 # the reference network's first layer
+    dict(stride=2, padding=1, dilation=1),
+    dict(stride=1, padding=0),                 # 1x1 kernel below: the direct (no im2col) path
+])
+def test_conv2d_backward_without_dx(threads, dtype, tol, geometry):
+    r = 1 if geometry["padding"] == 0 else 5
+    x, w = _randn((5, 3, 11, 9), 0, dtype), _randn((4, 3, r, r), 1, dtype)
+    y = ops.conv2d(x, w, **geometry)
+    dy = _randn(y.shape, 2, dtype)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, **geometry)
+    none, dw2, db2 = ops.conv2d_backward(dy, x, w, compute_dx=False, **geometry)
+    assert none is None and dx is not None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+    rnone, rdw, rdb = reference.conv2d_backward(dy, x, w, compute_dx=False, **geometry)
+    assert rnone is None
+    scale = np.abs(rdw).max()
+    assert np.abs(dw2 - rdw).max() <= tol * scale, f"dw error {np.abs(dw2 - rdw).max()}"
+    np.testing.assert_allclose(db2, rdb, rtol=tol, atol=tol * np.abs(rdb).max())
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: layers.Conv2D(4, 3, padding="same", activation="relu"), (3, 2, 7, 6)),
+    (lambda: layers.Conv1D(4, 3, padding=1), (3, 2, 9)),
+    (lambda: layers.Dense(5, activation="relu"), (3, 7)),
+])
+def test_layers_skip_the_input_gradient_when_not_needed(make, shape):
+    cycnn.seed(0)
+    full, skip = make(), make()
+    x = _randn(shape, 3, np.float32)
+    full.build(shape[1:])
+    skip.build(shape[1:])
+    for key in full.params:
+        skip.params[key][...] = full.params[key]
+    assert full.needs_input_grad is True
+    skip.needs_input_grad = False
+    y = full.forward(x, training=True)
+    np.testing.assert_array_equal(skip.forward(x, training=True), y)
+    dy = _randn(y.shape, 4, np.float32)
+    dx = full.backward(dy)
+    assert dx.shape == x.shape
+    assert skip.backward(dy) is None
+    for key in full.grads:
+        np.testing.assert_array_equal(skip.grads[key], full.grads[key])
+
+
+@pytest.mark.parametrize("labels_dtype", [np.int64, np.int32, np.uint8, np.float64])
+def test_cross_entropy_labels_match_one_hot_and_reference_formula(labels_dtype):
+    z = _randn((6, 4), 5) * 30                 # large logits: the log-sum-exp must hold
+    labels = np.array([0, 3, 1, 1, 2, 3]).astype(labels_dtype)
+    onehot = np.eye(4)[labels.astype(int)]
+    ce = losses.CrossEntropy()
+    value, grad = ce.value_and_grad(z, labels)
+    v1, g1 = ce.value_and_grad(z, onehot)
+    assert value == pytest.approx(v1, rel=1e-12)
+    np.testing.assert_allclose(grad, g1, rtol=1e-12, atol=1e-15)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        expected = -np.mean(np.log(p[np.arange(6), labels.astype(int)]))
+    assert value == pytest.approx(expected, rel=1e-9) or not np.isfinite(expected)
+    v32, g32 = ce.value_and_grad(z.astype(np.float32), labels)
+    assert g32.dtype == np.float32 and isinstance(v32, float)
+    np.testing.assert_allclose(g32, grad, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"in \[0, 4\), got 4 at index 2"):
+        ce.value_and_grad(z, np.array([0, 1, 4, 0, 0, 0]))
