@@ -9,16 +9,16 @@ padding at the bottom/right). Output size per axis::
     out = floor((in + pad_begin + pad_end - dilation * (k - 1) - 1) / stride) + 1
 
 This module validates and normalises arguments, allocates outputs and calls the compiled kernels
-(``cycnn._kernels``), which run on :func:`cycnn.get_num_threads` threads. Any array-like works:
-non-contiguous, Fortran-ordered or broadcast arrays are copied once into C order, read-only arrays
-are read in place. :mod:`cycnn.reference` holds the same functions in plain NumPy.
+(``cycnn._kernels``) on the threads ``cycnn._threads.threads_for`` gives them (at most
+:func:`cycnn.get_num_threads`). Any array-like works: non-contiguous, Fortran-ordered or
+broadcast arrays are copied once into C order, read-only arrays are read in place. :mod:`cycnn.reference` holds the same functions in plain NumPy.
 """
 import numpy as np
 
 from . import _args
 from ._kernels import conv as _conv
 from ._kernels import pool as _pool
-from ._threads import get_num_threads
+from ._threads import threads_for
 
 __all__ = [
     "conv2d", "conv2d_backward",
@@ -27,13 +27,7 @@ __all__ = [
     "matmul",
 ]
 
-# Work (multiply-adds) below which a parallel region costs more than it saves.
-_MIN_PARALLEL_WORK = 1 << 18
 _INT_MAX = _args._INT_MAX
-
-
-def _threads_for(work):
-    return 1 if work < _MIN_PARALLEL_WORK else get_num_threads()
 
 
 def _conv_setup(x, w, stride, padding, dilation):
@@ -77,7 +71,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     if b is not None and b.shape != (k,):
         raise ValueError(f"b must have shape ({k},) to match the {k} filters of w, "
                          f"got shape {b.shape}")
-    n_threads = _threads_for(work)
+    # images in parallel, or (fewer images than threads) bands of output rows of each image
+    n_threads = threads_for(work, max(n, ho))
     _check_conv_alloc(x, w, (ho, wo), n_threads, n * k * ho * wo * x.itemsize, "conv2d")
     y = np.empty((n, k, ho, wo), dtype=dtype)
     bias = b if b is not None else np.zeros(0, dtype=dtype)
@@ -100,7 +95,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True):
     _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
     _args.check_shape(dy, "dy", (x.shape[0], w.shape[0], ho, wo), "conv2d's output for x and w")
     # (the thread count does not depend on compute_dx: dw is then the same bits either way)
-    n_threads = _threads_for(2 * work)
+    n_threads = threads_for(2 * work, x.shape[0])
     _check_conv_alloc(x, w, (ho, wo), n_threads, (x.size + (n_threads + 1) * w.size) * x.itemsize,
                       "conv2d_backward")
     dx = np.empty(x.shape, dtype=dtype) if compute_dx else None
@@ -142,7 +137,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
                       f"max_pool2d of x {x.shape} (output {ho}x{wo})")
     y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
     indices = np.empty(y.shape, dtype=np.int64)
-    _pool.max_pool2d_forward(x, y, indices, *geometry, _threads_for(y.size * 4))
+    planes = x.shape[0] * x.shape[1]
+    _pool.max_pool2d_forward(x, y, indices, *geometry, threads_for(y.size * 4, planes))
     return y, indices
 
 
@@ -166,7 +162,7 @@ def max_pool2d_backward(dy, indices, input_shape):
     _check_dx_alloc(input_shape, dtype, "max_pool2d_backward")
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     dx = np.empty(input_shape, dtype=dtype)
-    bad = _pool.max_pool2d_backward(dy, idx, dx, _threads_for(dx.size))
+    bad = _pool.max_pool2d_backward(dy, idx, dx, threads_for(dx.size, dy.shape[0] * dy.shape[1]))
     if bad:
         raise ValueError(f"indices must lie in [0, {plane}) (H*W of input_shape {input_shape}); "
                          f"got values from {idx.min()} to {idx.max()}")
@@ -185,7 +181,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     _args.check_alloc(x.shape[0] * x.shape[1] * ho * wo * x.itemsize,
                       f"avg_pool2d of x {x.shape} (output {ho}x{wo})")
     y = np.empty(x.shape[:2] + (ho, wo), dtype=dtype)
-    _pool.avg_pool2d_forward(x, y, *geometry, _threads_for(y.size * geometry[0] * geometry[1]))
+    work, planes = y.size * geometry[0] * geometry[1], x.shape[0] * x.shape[1]
+    _pool.avg_pool2d_forward(x, y, *geometry, threads_for(work, planes))
     return y
 
 
@@ -202,12 +199,13 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     _args.check_shape(dy, "dy", input_shape[:2] + (ho, wo), "avg_pool2d's output for input_shape")
     _check_dx_alloc(input_shape, dtype, "avg_pool2d_backward")
     dx = np.empty(input_shape, dtype=dtype)
-    _pool.avg_pool2d_backward(dy, dx, *geometry, _threads_for(dx.size * geometry[0]))
+    work, planes = dx.size * geometry[0], dx.shape[0] * dx.shape[1]
+    _pool.avg_pool2d_backward(dy, dx, *geometry, threads_for(work, planes))
     return dx
 
 
 def matmul(a, b):
-    """Matrix product a @ b on cycnn's GEMM, on :func:`cycnn.get_num_threads` threads.
+    """Matrix product a @ b on cycnn's GEMM, on up to :func:`cycnn.get_num_threads` threads.
 
     Transposed, strided and broadcast operands are read in place (no copy); the Dense layer
     uses it for ``x @ kernel.T`` and its gradients.
@@ -226,5 +224,7 @@ def matmul(a, b):
     if max(a.shape + b.shape) > _INT_MAX:
         raise ValueError(f"matmul of {a.shape} by {b.shape} is too large (dimensions < 2**31)")
     c = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
-    _conv.gemm(a, b, c, 1.0, 0.0, _threads_for(a.shape[0] * a.shape[1] * b.shape[1]))
+    # one column block per thread, at least 64 columns wide
+    n_threads = threads_for(a.shape[0] * a.shape[1] * b.shape[1], (b.shape[1] + 63) // 64)
+    _conv.gemm(a, b, c, 1.0, 0.0, n_threads)
     return c

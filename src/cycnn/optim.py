@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from ._kernels import optim as _optim_kernels
-from ._threads import get_num_threads
+from ._threads import threads_for
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "StepLR", "CosineLR", "get", "serialize"]
 
@@ -102,9 +102,10 @@ class Optimizer:
             group = [item for item in work if item[0].dtype == dtype]
             state = [[self.state[slot][i] for _, _, i in group] for slot in self._slots]
             state += [[]] * (2 - len(state))
+            n_threads = threads_for(8 * sum(p.size for p, _, _ in group))
             _optim_kernels.update(kind, [p for p, _, _ in group], [g for _, g, _ in group],
                                   state[0], state[1], *coefficients, self.weight_decay,
-                                  *self._momentum(), get_num_threads())
+                                  *self._momentum(), n_threads)
         for original, i in writeback:
             original[...] = work[i][0]
 

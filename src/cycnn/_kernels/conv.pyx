@@ -6,19 +6,19 @@
 #             db    (K)       = sum over n, h, w of dy
 #   with CRS = C*R*S, L = Ho*Wo and col[n] = im2col(x[n]) (csrc/conv/im2col.c).
 #
-# Parallel: prange over images (schedule='static'), min(n_threads, N) threads. (The forward pass
-# with fewer images than threads shares each image among the threads instead.) Every thread owns
-# a column buffer (CRS*L elements) and a GEMM workspace, allocated once per call before the
-# parallel region and indexed by threadid(); the GEMM itself (csrc/gemm) is single-threaded.
+# Parallel: prange over images (schedule='static') on the n_threads threads cycnn._threads chose
+# (at most N in backward). (The forward pass with fewer images than threads shares each image
+# among the threads instead.) Each parallel region reports its team (last_parallel_region).
+# Every thread owns a column buffer (CRS*L elements) and a GEMM workspace, allocated once per
+# call before the parallel region and indexed by threadid(); the GEMM itself (csrc/gemm) is
+# single-threaded.
 # The weight gradient is accumulated per thread in (n_threads, K, CRS) and summed in thread
 # order after the loop, so results are deterministic for a given thread count.
 # A 1x1 convolution with stride 1 and no padding skips im2col: x[n] already is its col matrix.
 #
 # Memory: n_threads * (CRS*L + GEMM workspace) (+ n_threads*(K*CRS + K) in backward), kept per
-# Python thread between calls (see _scratch).
+# Python thread between calls, within the bounds of cycnn._scratch.
 # Inputs are const memoryviews (read-only arrays work); outputs are allocated by cycnn.ops.
-
-import threading
 
 import numpy as np
 
@@ -42,6 +42,26 @@ cdef extern from "gemm/gemm.h" nogil:
     int cycnn_gemm_select(const char *name)
     int cycnn_gemm_supported(const char *name)
     const char *cycnn_gemm_kernel_name()
+
+cdef extern from "team.h" nogil:
+    void cycnn_note_team(int region)
+    int cycnn_last_team()
+
+cdef enum:
+    REGION_FORWARD = 1
+    REGION_FORWARD_SPLIT = 2
+    REGION_BACKWARD = 3
+    REGION_GEMM = 4
+_REGION_NAMES = {0: None, 1: "conv2d_forward", 2: "conv2d_forward_split", 3: "conv2d_backward",
+                 4: "gemm"}
+
+
+def last_parallel_region():
+    """(name, team size) of this module's latest parallel region: which path ran and on how
+    many threads OpenMP really ran it; (None, 0) before the first. For tests."""
+    cdef int r = cycnn_last_team()
+    return _REGION_NAMES.get(r >> 16, r >> 16), r & 0xffff
+
 
 cdef extern from "conv/conv.h" nogil:
     void cycnn_im2col_f32(const float *x, int C, int H, int W, int R, int S, int sh, int sw,
@@ -99,28 +119,7 @@ cdef inline void _col2im(const floating *col, int C, int H, int W, int R, int S,
         cycnn_col2im_f64(col, C, H, W, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo, x)
 
 
-_local = threading.local()
-_SCRATCH_KEEP_BYTES = 32 << 20   # larger scratch is allocated per call and freed after it
-
-
-def _scratch(slot, shape, dtype):
-    """Scratch array of the given shape, kept per Python thread between calls.
-
-    A fresh allocation on every call pays a page fault per 4 KiB on first touch, which on small
-    inputs costs as much as the convolution itself (measured: a 1-image 128-channel 3x3 conv
-    took 3.1 ms on 2 threads with fresh buffers, 1.5 ms with these). Contents are undefined.
-    """
-    count = 1
-    for d in shape:
-        count *= d
-    if count * np.dtype(dtype).itemsize > _SCRATCH_KEEP_BYTES:
-        return np.empty(shape, dtype=dtype)   # too big to keep around: page faults amortised
-    key = (slot, np.dtype(dtype).char)
-    buf = _local.__dict__.get(key)
-    if buf is None or buf.shape[0] < count:
-        buf = np.empty(max(count, 1), dtype=dtype)
-        _local.__dict__[key] = buf
-    return buf[:count].reshape(shape)
+from .._scratch import scratch as _scratch
 
 
 cdef class _Workspaces:
@@ -153,11 +152,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef ptrdiff_t L = <ptrdiff_t>Ho * Wo, CRS = <ptrdiff_t>C * R * S
     cdef bint direct = (R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
                         and Ho == H and Wo == W)
-    cdef int nt = max(1, min(n_threads, N))
+    cdef int nt = max(1, n_threads)
     if N == 0 or K == 0:
         return
-    if N < n_threads:
-        _conv2d_forward_split(x, w, b, has_bias, y, sh, sw, pt, pl, dh, dw, n_threads)
+    if N < nt:
+        _conv2d_forward_split(x, w, b, has_bias, y, sh, sw, pt, pl, dh, dw, nt)
         return
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] cols = _scratch("cols", (nt, 1 if direct else max(CRS * L, 1)), dtype)
@@ -170,6 +169,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
 
     with nogil, parallel(num_threads=nt):
         tid = threadid()
+        if tid == 0:
+            cycnn_note_team(REGION_FORWARD)
         for n in prange(N, schedule='static'):
             yn = &y[n, 0, 0, 0]
             if direct:
@@ -211,6 +212,8 @@ cdef _conv2d_forward_split(const floating[:, :, :, ::1] x, const floating[:, :, 
     for n in range(N):
         with nogil, parallel(num_threads=nt):
             for t in prange(nt, schedule='static'):
+                if t == 0:
+                    cycnn_note_team(REGION_FORWARD_SPLIT)
                 oh0 = t * band
                 rows = min(Ho - oh0, band)
                 if rows > 0:
@@ -243,7 +246,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef ptrdiff_t plane_x = <ptrdiff_t>C * H * W
     cdef bint direct = (R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
                         and Ho == H and Wo == W)
-    cdef int nt = max(1, min(n_threads, N))
+    cdef int nt = max(1, n_threads)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] cols = _scratch("cols", (nt, 1 if direct else max(CRS * L, 1)), dtype)
     dw_arr = _scratch("dw-partial", (nt, max(K * CRS, 1)), dtype)
@@ -263,6 +266,8 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     if N > 0:
         with nogil, parallel(num_threads=nt):
             tid = threadid()
+            if tid == 0:
+                cycnn_note_team(REGION_BACKWARD)
             for n in prange(N, schedule='static'):
                 dyn = &dy[n, 0, 0, 0]
                 if direct:
@@ -316,7 +321,8 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
 
     a (M, K) and b (K, N) IN, any strides (transposed and broadcast views work without a copy);
     c (M, N) IN/OUT, C-contiguous. With n_threads > 1 the columns of c are split into one block
-    per thread (each a multiple of 32 wide), every thread running its own single-threaded GEMM.
+    per thread (each a multiple of 32 wide), every thread running its own single-threaded GEMM
+    (cycnn.ops.matmul gives at most one thread per 64 columns).
     """
     cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1]
     if b.shape[0] != K or c.shape[0] != M or c.shape[1] != N:
@@ -324,7 +330,7 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                          f"b {tuple(b.shape)[:2]}, c {tuple(c.shape)[:2]}")
     if M == 0 or N == 0:
         return
-    cdef int nt = max(1, min(n_threads, (N + 63) // 64))
+    cdef int nt = max(1, n_threads)
     cdef int chunk = ((N + nt - 1) // nt + 31) // 32 * 32
     cdef _Workspaces ws = _Workspaces(nt)
     cdef ptrdiff_t isz = sizeof(floating)
@@ -335,6 +341,8 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
     cdef int t, j0, width
     with nogil, parallel(num_threads=nt):
         for t in prange(nt, schedule='static'):
+            if t == 0:
+                cycnn_note_team(REGION_GEMM)
             j0 = t * chunk
             width = min(N - j0, chunk)
             if width > 0:

@@ -21,6 +21,8 @@
 #                 momentum 0: p -= lr * d;  else s2 = momentum * s2 + d;  p -= lr * s2
 # Every array of a call has the same dtype (float32 or float64, computed in that dtype, as
 # torch.optim does) and is C-contiguous; p, s1, s2 are updated in place (IN/OUT), g is IN.
+# Threads: the n_threads given (cycnn._threads decides: 1 for small models); the region reports
+# its team (last_parallel_region).
 # Memory: three pointer tables of len(params) entries, allocated before the parallel region.
 
 from cython cimport floating
@@ -35,8 +37,15 @@ DEF ADAM = 1
 DEF RMSPROP = 2
 KINDS = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
 
-# Below this many elements one thread does the whole update (a parallel region costs more).
-MIN_PARALLEL = 32768
+cdef extern from "team.h" nogil:
+    void cycnn_note_team(int region)
+    int cycnn_last_team()
+
+
+def last_parallel_region():
+    """(name, team size) of this module's latest parallel loop; (None, 0) before the first."""
+    cdef int r = cycnn_last_team()
+    return ("update" if r >> 16 == 1 else None), r & 0xffff
 
 
 cdef struct Hyper:
@@ -111,6 +120,8 @@ cdef void _run(int kind, void **pp, void **gp, void **s1p, void **s2p, Py_ssize_
     cdef Py_ssize_t lo, hi, i, a0, a1, off
     cdef int t
     for t in prange(nt, schedule='static', chunksize=1, num_threads=nt):
+        if t == 0:
+            cycnn_note_team(1)
         lo = t * chunk
         hi = min(total, lo + chunk)
         for i in range(n_arrays):
@@ -180,7 +191,7 @@ def update(str kind, list params, list grads, list state1, list state2, double l
             table[3 * n + i] = _address(state2[i], True, dtype, "state2", i, size) if use2 \
                 else NULL
             start[i + 1] = start[i] + size
-        nt = max(1, n_threads) if start[n] >= MIN_PARALLEL else 1
+        nt = max(1, n_threads)
         with nogil:
             if single:
                 _run(k, table, table + n, table + 2 * n, table + 3 * n, start, n, &h, nt,

@@ -11,9 +11,9 @@
 # max pooling has its own SSE2 path). Max-pool indices are flat positions inside the plane
 # (ih*W + iw), as in PyTorch; ties take the first maximum, NaN wins (the last NaN, as PyTorch).
 #
-# Threads: min(n_threads, N*C); 1 thread when the call touches fewer than _SERIAL_BELOW
-# elements (the OpenMP fork/join would cost more than the work). Without OpenMP the prange
-# simply runs serially.
+# Threads: the n_threads given (cycnn._threads decides: at most N*C, 1 for calls too small to
+# pay for a parallel region). Without OpenMP the prange simply runs serially. Each loop reports
+# its team (last_parallel_region).
 #
 # Memory: none allocated. The caller (cycnn.ops) validates shapes and allocates C-contiguous
 # outputs; the kernels overwrite every output element (backward kernels zero dx first), so
@@ -41,18 +41,24 @@ cdef extern from "pool/pool.h" nogil:
     void cycnn_avgpool2d_bwd_f32(const cycnn_pool_geom *g, const float *dy, float *dx)
     void cycnn_avgpool2d_bwd_f64(const cycnn_pool_geom *g, const double *dy, double *dx)
 
+cdef extern from "team.h" nogil:
+    void cycnn_note_team(int region)
+    int cycnn_last_team()
 
-# Calls touching fewer elements (inputs + outputs) than this run on one thread.
-_SERIAL_BELOW = 32768
+cdef enum:
+    REGION_MAX_FORWARD = 1
+    REGION_MAX_BACKWARD = 2
+    REGION_AVG_FORWARD = 3
+    REGION_AVG_BACKWARD = 4
+_REGION_NAMES = {0: None, 1: "max_pool2d_forward", 2: "max_pool2d_backward",
+                 3: "avg_pool2d_forward", 4: "avg_pool2d_backward"}
 
 
-cdef int _threads(int n_threads, Py_ssize_t planes, Py_ssize_t elements) noexcept:
-    """Threads to use: at least 1, at most one per plane, 1 for tiny calls."""
-    if n_threads < 1 or elements < _SERIAL_BELOW:
-        return 1
-    if n_threads > planes:
-        return <int>planes
-    return n_threads
+def last_parallel_region():
+    """(name, team size) of this module's latest parallel loop: which kernel ran and on how
+    many threads OpenMP really ran it; (None, 0) before the first. For tests."""
+    cdef int r = cycnn_last_team()
+    return _REGION_NAMES.get(r >> 16, r >> 16), r & 0xffff
 
 
 cdef cycnn_pool_geom _geom(Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -79,12 +85,14 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef int nt
     if planes == 0 or ohw == 0:
         return
-    nt = _threads(n_threads, planes, planes * (hw + 3 * ohw))
+    nt = max(1, n_threads)
     # with hw == 0 every window is empty and x is never read: any base pointer will do
     cdef const floating *xp = &x[0, 0, 0, 0] if hw > 0 else NULL
     cdef floating *yp = &y[0, 0, 0, 0]
     cdef int64_t *ip = &indices[0, 0, 0, 0]
     for p in prange(planes, nogil=True, schedule='static', num_threads=nt):
+        if p == 0:
+            cycnn_note_team(REGION_MAX_FORWARD)
         if floating is float:
             cycnn_maxpool2d_fwd_f32(&g, xp + p * hw, yp + p * ohw, ip + p * ohw)
         else:
@@ -102,11 +110,13 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, 
     cdef int bad = 0
     if planes == 0 or (hw == 0 and ohw == 0):
         return 0
-    nt = _threads(n_threads, planes, planes * (hw + 3 * ohw))
+    nt = max(1, n_threads)
     cdef const floating *dyp = &dy[0, 0, 0, 0] if ohw > 0 else NULL
     cdef const int64_t *ip = &indices[0, 0, 0, 0] if ohw > 0 else NULL
     cdef floating *dxp = &dx[0, 0, 0, 0] if hw > 0 else NULL
     for p in prange(planes, nogil=True, schedule='static', num_threads=nt):
+        if p == 0:
+            cycnn_note_team(REGION_MAX_BACKWARD)
         if floating is float:
             bad += cycnn_maxpool2d_bwd_f32(ohw, dyp + p * ohw, ip + p * ohw, hw, dxp + p * hw)
         else:
@@ -126,10 +136,12 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef int nt
     if planes == 0 or ohw == 0:
         return
-    nt = _threads(n_threads, planes, planes * (hw + ohw))
+    nt = max(1, n_threads)
     cdef const floating *xp = &x[0, 0, 0, 0] if hw > 0 else NULL
     cdef floating *yp = &y[0, 0, 0, 0]
     for p in prange(planes, nogil=True, schedule='static', num_threads=nt):
+        if p == 0:
+            cycnn_note_team(REGION_AVG_FORWARD)
         if floating is float:
             cycnn_avgpool2d_fwd_f32(&g, xp + p * hw, yp + p * ohw)
         else:
@@ -148,10 +160,12 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] 
     cdef int nt
     if planes == 0 or hw == 0:
         return
-    nt = _threads(n_threads, planes, planes * (hw + ohw))
+    nt = max(1, n_threads)
     cdef const floating *dyp = &dy[0, 0, 0, 0] if ohw > 0 else NULL
     cdef floating *dxp = &dx[0, 0, 0, 0]
     for p in prange(planes, nogil=True, schedule='static', num_threads=nt):
+        if p == 0:
+            cycnn_note_team(REGION_AVG_BACKWARD)
         if floating is float:
             cycnn_avgpool2d_bwd_f32(&g, dyp + p * ohw, dxp + p * hw)
         else:
