@@ -10,7 +10,9 @@ from ._threads import get_num_threads, set_num_threads  # noqa: F401
 from ._scratch import release_scratch, scratch_bytes  # noqa: F401
 from . import ops, reference  # noqa: F401
 from . import augment, datasets, initializers, layers, losses, optim, utils  # noqa: F401
-from .models import Sequential, load_model  # noqa: F401
+from . import models  # noqa: F401
+from .models import Input, Model, Sequential, load_model  # noqa: F401
+from .models import callbacks  # noqa: F401
 
 
 def build_info():

@@ -75,8 +75,9 @@ def gradient_check(layer_or_model, x, y=None, loss=None, eps=1e-6, n_checks=None
     every parameter gradient (keys = param names) are checked. For a model (anything with a
     ``.layers`` list) the objective is ``loss(output, y)`` with ``loss`` or the model's ``.loss``
     (a name or a ``cycnn.losses`` object); every parameter gradient is checked, keys
-    ``'<layer name>/<param name>'``. The layers are run one after another through their
-    forward/backward, so only the layer contract is needed.
+    ``'<layer name>/<param name>'``. A cycnn model runs through its own ``forward``/``backward``
+    (its graph: branches, merges, a layer used twice); anything else with ``.layers`` has its
+    layers run one after another through their forward/backward.
 
     Everything runs in float64 on copies: the layer params, buffers (e.g. BatchNorm running
     statistics), grads, dtype and the shared random generator are restored afterwards, and the
@@ -104,8 +105,14 @@ def gradient_check(layer_or_model, x, y=None, loss=None, eps=1e-6, n_checks=None
             out = layer.forward(out, training=False)
     rng_state = get_rng().bit_generator.state
 
+    # a cycnn Model runs its own graph (branches, merges, shared layers); anything else with
+    # .layers is run as a chain
+    graph_model = is_model and callable(getattr(layer_or_model, "backward", None))
+
     def run_forward(inp):
         get_rng().bit_generator.state = rng_state
+        if graph_model:
+            return layer_or_model.forward(inp, training=training)
         out = inp
         for layer in layers:
             out = layer.forward(out, training=training)
@@ -124,9 +131,12 @@ def gradient_check(layer_or_model, x, y=None, loss=None, eps=1e-6, n_checks=None
             def objective():
                 return float(np.sum(run_forward(x) * r))
             dy = r
-        dx = dy
-        for layer in reversed(layers):
-            dx = layer.backward(dx)
+        if graph_model:
+            dx = layer_or_model.backward(dy)
+        else:
+            dx = dy
+            for layer in reversed(layers):
+                dx = layer.backward(dx)
 
         targets = [] if is_model else [("x", x, dx)]
         for layer in layers:

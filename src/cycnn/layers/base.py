@@ -1,4 +1,6 @@
 """The :class:`Layer` base class, the class registry and shared validation helpers."""
+import contextlib
+import contextvars
 import itertools
 import numbers
 import re
@@ -8,10 +10,25 @@ import numpy as np
 from .. import initializers
 from .._args import pair
 
-__all__ = ["Layer", "CallState", "get", "reset_name_counters"]
+__all__ = ["Layer", "CallState", "get", "reset_name_counters", "weight_source"]
 
 _REGISTRY = {}
 _COUNTERS = {}
+# Where add_weight takes its arrays from while a model file is loaded (see weight_source).
+_WEIGHT_SOURCE = contextvars.ContextVar("cycnn_weight_source", default=None)
+
+
+@contextlib.contextmanager
+def weight_source(source):
+    """Within the block, :meth:`Layer.add_weight` calls ``source(layer, kind, key, shape,
+    dtype)`` (kind 'params' or 'buffers') for each array instead of initialising one, and stores
+    what it returns. ``cycnn.load_model`` uses it to check every declared shape against the
+    file before anything is allocated, and to skip the random initialisation."""
+    token = _WEIGHT_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _WEIGHT_SOURCE.reset(token)
 
 
 def get(class_name):
@@ -189,6 +206,21 @@ class Layer:
     def _build(self, input_shape):
         return self.compute_output_shape(input_shape)
 
+    def add_weight(self, key, shape, initializer="zeros", trainable=True):
+        """Create the array ``key`` of ``shape`` in the layer dtype, initialised by
+        ``initializer`` (a name from :mod:`cycnn.initializers` or a callable), in ``params``
+        (trainable) or ``buffers``; returns it. Layers create every weight through this method,
+        so that loading a model file can supply the stored arrays instead (:func:`weight_source`)."""
+        shape = tuple(int(s) for s in shape)
+        kind = "params" if trainable else "buffers"
+        source = _WEIGHT_SOURCE.get()
+        if source is not None:
+            value = source(self, kind, key, shape, self._dtype)
+        else:
+            value = initializers.get(initializer)(shape, dtype=self._dtype)
+        getattr(self, kind)[key] = value
+        return value
+
     def _check_input_shape(self, input_shape):
         """Raise ValueError when ``input_shape`` (per sample) does not suit this layer."""
 
@@ -216,6 +248,13 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training=False):
+        """``forward(x, training)`` on arrays; on symbolic tensors (``cycnn.Input`` and what
+        layers return for them) a graph node, built by :mod:`cycnn.models.functional`."""
+        symbolic = x if getattr(x, "_symbolic", False) is True else None
+        if symbolic is None and isinstance(x, (list, tuple)):
+            symbolic = next((t for t in x if getattr(t, "_symbolic", False) is True), None)
+        if symbolic is not None:
+            return symbolic._apply(self, x)
         return self.forward(x, training=training)
 
     # -- the per-call cache ---------------------------------------------------------------------

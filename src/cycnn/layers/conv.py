@@ -1,7 +1,6 @@
 """Convolution layers (NCHW / NCL) on top of ``cycnn.ops``."""
 import numpy as np
 
-from .. import initializers
 from .. import ops
 from .._args import conv_padding, positive_pair
 from .activations import WithActivation
@@ -63,9 +62,9 @@ class Conv2D(WithActivation, Layer):
     def _build(self, input_shape):
         out = self.compute_output_shape(input_shape)
         shape = (self.filters, input_shape[0]) + self.kernel_size
-        self.params["kernel"] = initializers.get(self.kernel_initializer)(shape, dtype=self.dtype)
+        self.add_weight("kernel", shape, self.kernel_initializer)
         if self.use_bias:
-            self.params["bias"] = np.zeros(self.filters, dtype=self.dtype)
+            self.add_weight("bias", (self.filters,), "zeros")
         return out
 
     def forward(self, x, training=False):
@@ -155,9 +154,9 @@ class Conv1D(WithActivation, Layer):
     def _build(self, input_shape):
         out = self.compute_output_shape(input_shape)
         shape = (self.filters, input_shape[0], self.kernel_size)
-        self.params["kernel"] = initializers.get(self.kernel_initializer)(shape, dtype=self.dtype)
+        self.add_weight("kernel", shape, self.kernel_initializer)
         if self.use_bias:
-            self.params["bias"] = np.zeros(self.filters, dtype=self.dtype)
+            self.add_weight("bias", (self.filters,), "zeros")
         return out
 
     def _kernel4d(self):

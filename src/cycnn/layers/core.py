@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import initializers, ops
+from .. import ops
 from .._random import get_rng
 from .activations import WithActivation
 from .base import Layer, check_bool, check_float, check_initializer, check_positive_int
@@ -48,10 +48,9 @@ class Dense(WithActivation, Layer):
         return (self.units,)
 
     def _build(self, input_shape):
-        init = initializers.get(self.kernel_initializer)
-        self.params["kernel"] = init((self.units, input_shape[0]), dtype=self.dtype)
+        self.add_weight("kernel", (self.units, input_shape[0]), self.kernel_initializer)
         if self.use_bias:
-            self.params["bias"] = np.zeros(self.units, dtype=self.dtype)
+            self.add_weight("bias", (self.units,), "zeros")
         return (self.units,)
 
     def forward(self, x, training=False):

@@ -41,10 +41,10 @@ class _BatchNorm(Layer):
 
     def _build(self, input_shape):
         c = input_shape[0]
-        self.params["gamma"] = np.ones(c, dtype=self.dtype)
-        self.params["beta"] = np.zeros(c, dtype=self.dtype)
-        self.buffers["running_mean"] = np.zeros(c, dtype=self.dtype)
-        self.buffers["running_var"] = np.ones(c, dtype=self.dtype)
+        self.add_weight("gamma", (c,), "ones")
+        self.add_weight("beta", (c,), "zeros")
+        self.add_weight("running_mean", (c,), "zeros", trainable=False)
+        self.add_weight("running_var", (c,), "ones", trainable=False)
         return tuple(input_shape)
 
     def forward(self, x, training=False):

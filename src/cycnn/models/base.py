@@ -1,23 +1,26 @@
-"""The :class:`Model` base: compile / fit / evaluate / predict / summary / save over a graph of
-layers that a subclass (``Sequential``, the functional ``Model``) defines.
+"""The :class:`Model`: compile / fit / train_step / evaluate / predict / summary / save over a
+graph of layers (:class:`cycnn.models.functional.Graph`).
 
-A subclass provides ``layers`` (every layer once, in execution order), ``input_shape``,
-``build``/``_require_built``, ``_forward(x, training, skip_softmax)`` and ``_backward(dy,
-skip_softmax)``, ``get_config``/``from_config`` and ``_output_layer()``; everything users call
-lives here, once.
+``cycnn.Model(inputs=..., outputs=...)`` builds that graph from symbolic tensors (the functional
+API); ``cycnn.Sequential`` (a subclass) builds it as a chain from a list of layers. Both then run
+on the same engine: everything users call lives here, once.
 
 Conventions
 -----------
-* Shapes given to the model (``input_shape``) are per sample, without the batch axis.
+* Shapes given to the model are per sample, without the batch axis.
+* Several inputs / outputs: ``x`` (and ``y``) are lists with one array per input (output), in
+  the order given to ``Model(inputs=[...], outputs=[...])``; one input or output takes a plain
+  array. ``predict`` and ``forward`` return a list when there are several outputs.
 * Inputs and labels: see :mod:`cycnn.models.data` (uint8 images scaled to [0, 1], a batch at a
   time; int class ids or float targets).
-* Softmax fusion: when the last layer is ``Softmax`` and the loss is cross-entropy (which works on
-  logits, with a fused softmax), training and ``evaluate`` skip that last Softmax and feed the
+* Softmax fusion: when an output layer is ``Softmax`` and its loss is cross-entropy (which works
+  on logits, with a fused softmax), training and ``evaluate`` skip that Softmax and feed the
   logits to the loss. ``predict`` and ``forward`` still apply it, so they return probabilities.
 * ``cycnn.seed(n)`` (with the same thread count) makes ``fit`` reproducible: shuffling,
   initialisation and dropout all draw from the one generator of ``cycnn._random``.
 """
 import math
+import numbers
 import time
 import warnings
 
@@ -29,8 +32,9 @@ from .. import optim as _optim
 from .._random import get_rng
 from . import saving
 from ._util import check_int, describe
-from .callbacks import History
-from .data import Batches, as_data, prepare_y
+from .callbacks import Callback, CallbackList, History, LearningRateScheduler
+from .data import DTYPE, Batches, as_data, prepare_y
+from .functional import Graph
 from .progress import Progress
 
 __all__ = ["Model"]
@@ -74,37 +78,137 @@ def _accuracy(y_pred, y_true, threshold=0.5):
     return int(np.count_nonzero(pred == true))
 
 
+def _split_rows(arrays, n_val):
+    """(first rows, last n_val rows) of every array: the validation_split of Keras."""
+    cut = len(arrays[0]) - n_val
+    return [a[:cut] for a in arrays], [a[cut:] for a in arrays]
+
+
 class Model:
-    """Base class of the models: training, evaluation, prediction and saving of a layer graph."""
+    """A model: layers wired from ``inputs`` to ``outputs`` (the functional API).
+
+    Parameters
+    ----------
+    inputs : SymbolicTensor or list of them
+        What :func:`cycnn.Input` returned.
+    outputs : SymbolicTensor or list of them
+        What the last layer calls returned.
+    name : str, optional
+
+    Attributes: ``layers`` (every layer once, in execution order), ``inputs`` / ``outputs``,
+    ``input_shape`` / ``output_shape`` (per sample; a list when there are several),
+    ``optimizer``, ``loss``, ``metrics`` (after :meth:`compile`), ``stop_training`` (a callback
+    sets it to end :meth:`fit` after the current batch).
+    """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         saving.register_model_class(cls)
 
+    def __init__(self, inputs=None, outputs=None, name=None):
+        if inputs is None or outputs is None:
+            raise TypeError("Model needs inputs= and outputs= (symbolic tensors from cycnn.Input "
+                            "and layer calls); use cycnn.Sequential for a plain stack")
+        self._set_name(name, "model")
+        self._graph = Graph(inputs, outputs)
+        self.built = True
+        self._init_training_state()
+
+    def _set_name(self, name, default):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {describe(name)}")
+        self.name = name or default
+
     def _init_training_state(self):
         self.optimizer = None
         self.loss = None
         self.metrics = []
+        self._losses = []
         self._base_lr = None
+        self.stop_training = False
 
-    # ------------------------------------------------------------------ graph (subclasses)
-    def _output_layer(self):
-        """The layer producing the output (None for an empty model)."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ structure
+    @property
+    def layers(self):
+        """Every layer once, in the order the graph first runs them."""
+        return self._graph.layers
 
-    def _forward(self, x, training, skip_softmax):
-        raise NotImplementedError
+    @property
+    def inputs(self):
+        self._require_built()
+        return list(self._graph.inputs)
 
-    def _backward(self, dy, skip_softmax):
-        raise NotImplementedError
+    @property
+    def outputs(self):
+        self._require_built()
+        return list(self._graph.outputs)
+
+    @property
+    def input_shape(self):
+        """Per-sample input shape (a list of them for several inputs)."""
+        shapes = self._graph.input_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        """Per-sample output shape (a list of them for several outputs)."""
+        shapes = self._graph.output_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name`` (or at position ``index`` of :attr:`layers`)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name= and index=")
+        if index is not None:
+            index = check_int(index, "index", -len(self.layers))
+            if index >= len(self.layers):
+                raise ValueError(f"index {index} is out of range: the model has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; layers: "
+                         f"{[layer.name for layer in self.layers]}")
+
+    def _require_built(self, x=None):
+        """Build the graph when it is not (Sequential without input_shape); no-op here."""
+
+    def _output_names(self):
+        names = []
+        for i, t in enumerate(self._graph.outputs):
+            layer = self._graph.output_layer(i)
+            names.append(layer.name if layer is not None else t.name)
+        return names
+
+    # ------------------------------------------------------------------ forward / backward
+    def _skip(self):
+        """Per output: train on logits (its layer is Softmax and its loss applies softmax)."""
+        if not self._losses:
+            return ()
+        return tuple(isinstance(self._graph.output_layer(i), _layers.Softmax)
+                     and isinstance(loss, _losses.CrossEntropy)
+                     for i, loss in enumerate(self._losses))
+
+    def _unwrap(self, values):
+        return values[0] if len(values) == 1 else values
 
     def forward(self, x, training=False):
-        """Run every layer on a prepared float batch (N, *input_shape); returns the output."""
-        return self._forward(x, training, False)
+        """Run the graph on prepared float batches (one array per input; a plain array for one
+        input); returns the output (a list for several outputs). Keeps what :meth:`backward`
+        needs."""
+        self._require_built(x if isinstance(x, np.ndarray) else None)
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        return self._unwrap(self._graph.forward(xs, training))
 
     def backward(self, dy):
-        """Back-propagate dL/d(output) through every layer; fills :attr:`grads`, returns dL/dx."""
-        return self._backward(dy, False)
+        """Back-propagate dL/d(output) (a list for several outputs) through the last
+        :meth:`forward`; fills :attr:`grads` and returns dL/dx (a list for several inputs)."""
+        dys = list(dy) if isinstance(dy, (list, tuple)) else [dy]
+        if len(dys) != len(self._graph.outputs):
+            raise ValueError(f"backward needs one gradient per output ({len(self._graph.outputs)}"
+                             f"), got {len(dys)}")
+        return self._unwrap(self._graph.backward(dys))
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -125,33 +229,81 @@ class Model:
                     for b in getattr(layer, "buffers", {}).values())
         return trainable, other
 
+    def get_weights(self):
+        """Copies of every parameter and buffer, layer by layer (params first, key order)."""
+        return [np.array(a) for layer in self.layers
+                for store in (layer.params, layer.buffers) for a in store.values()]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (as :meth:`get_weights` returns) into the layers' arrays."""
+        targets = [a for layer in self.layers
+                   for store in (layer.params, layer.buffers) for a in store.values()]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"set_weights needs {len(targets)} arrays, got {len(weights)}")
+        for i, (target, value) in enumerate(zip(targets, weights)):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"weight {i} must have shape {target.shape}, got {value.shape}")
+        for target, value in zip(targets, weights):
+            target[...] = value
+
+    # ------------------------------------------------------------------ summary
+    def _summary_rows(self):
+        rows = []
+        graph = self._graph
+        for layer in self.layers:
+            nodes = [n for n in graph.nodes if n.layer is layer]
+            shape = nodes[0].output.shape if nodes else (None,) + tuple(layer.output_shape)
+            sources = [t.name for n in nodes for t in n.inputs]
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
+                         f"{sum(int(p.size) for p in layer.params.values()):,}",
+                         ", ".join(sources)))
+        return rows
+
+    _summary_links = True  # the 'Connected to' column (not for Sequential's plain chain)
+
     def summary(self, print_fn=print):
-        """Print a table: layer name (type), output shape (None = batch), parameter count."""
+        """Print a table: layer name (type), output shape (None = batch), parameter count and,
+        for a functional model, the tensors each layer reads ('Connected to')."""
         self._require_built()
-        rows = [(f"{layer.name} ({type(layer).__name__})",
-                 str((None,) + tuple(layer.output_shape)),
-                 f"{sum(int(p.size) for p in layer.params.values()):,}") for layer in self.layers]
-        heads = ("Layer (type)", "Output shape", "Param #")
-        w0 = max([len(heads[0])] + [len(r[0]) for r in rows]) + 2
-        w1 = max([len(heads[1])] + [len(r[1]) for r in rows]) + 2
-        w2 = max([len(heads[2])] + [len(r[2]) for r in rows])
-        width = w0 + w1 + w2
+        heads = ("Layer (type)", "Output shape", "Param #", "Connected to")
+        rows = self._summary_rows()
+        if not self._summary_links:
+            heads, rows = heads[:3], [r[:3] for r in rows]
+        w = [max([len(heads[k])] + [len(r[k]) for r in rows]) for k in range(len(heads))]
+
+        def line(cells):
+            text = f"{cells[0]:<{w[0] + 2}}{cells[1]:<{w[1] + 2}}{cells[2]:>{w[2]}}"
+            return text + (f"  {cells[3]}" if len(cells) > 3 else "")
+
+        width = w[0] + w[1] + w[2] + 4 + (w[3] + 2 if len(w) > 3 else 0)
         trainable, other = self.count_params()
-        lines = [f'Model: "{self.name}"', "-" * width,
-                 f"{heads[0]:<{w0}}{heads[1]:<{w1}}{heads[2]:>{w2}}", "=" * width]
-        lines += [f"{a:<{w0}}{b:<{w1}}{c:>{w2}}" for a, b, c in rows]
+        lines = [f'Model: "{self.name}"', "-" * width, line(heads), "=" * width]
+        lines += [line(r) for r in rows]
         lines += ["=" * width, f"Total params: {trainable + other:,}",
                   f"Trainable params: {trainable:,}", f"Non-trainable params: {other:,}",
                   "-" * width]
-        for line in lines:
-            print_fn(line)
+        for text in lines:
+            print_fn(text)
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="adam", loss="cross_entropy", metrics=("accuracy",)):
         """Choose the optimizer ('adam', 'sgd', 'rmsprop' or an instance), the loss (a name or
-        a cycnn loss) and the metrics (only 'accuracy' is known)."""
+        a cycnn loss; for several outputs one loss for all or a list, one per output) and the
+        metrics (only 'accuracy' is known)."""
+        self._require_built()
+        n_out = len(self._graph.outputs)
         opt = _optimizer_from(optimizer)
-        loss_obj = _loss_from(loss)
+        if isinstance(loss, (list, tuple)):
+            if len(loss) != n_out:
+                raise ValueError(f"loss: a list needs one loss per output ({n_out}), got "
+                                 f"{len(loss)}")
+            loss_objs = [_loss_from(item) for item in loss]
+            loss_obj = loss_objs
+        else:
+            loss_obj = _loss_from(loss)
+            loss_objs = [loss_obj] * n_out
         if metrics is None:
             metrics = []
         if isinstance(metrics, str):
@@ -161,15 +313,17 @@ class Model:
             if not isinstance(metric, str) or metric.lower() not in _METRIC_NAMES:
                 raise ValueError(f"unknown metric {metric!r}; only 'accuracy' is supported")
             names.append(_METRIC_NAMES[metric.lower()])
-        last_activation = getattr(self._output_layer(), "activation", None)
-        if isinstance(loss_obj, _losses.CrossEntropy) and isinstance(last_activation,
-                                                                    _layers.Softmax):
-            warnings.warn("the last layer applies activation='softmax' and 'cross_entropy' applies "
-                          "its own softmax to the model's outputs: drop the activation (train on "
-                          "logits) or use a separate Softmax layer, which fit skips",
-                          UserWarning, stacklevel=2)
+        for i, item in enumerate(loss_objs):
+            last_activation = getattr(self._graph.output_layer(i), "activation", None)
+            if isinstance(item, _losses.CrossEntropy) and isinstance(last_activation,
+                                                                     _layers.Softmax):
+                warnings.warn("the last layer applies activation='softmax' and 'cross_entropy' "
+                              "applies its own softmax to the model's outputs: drop the "
+                              "activation (train on logits) or use a separate Softmax layer, "
+                              "which fit skips", UserWarning, stacklevel=2)
         self.optimizer = opt
         self.loss = loss_obj
+        self._losses = loss_objs
         self.metrics = list(dict.fromkeys(names))
         self._base_lr = float(opt.lr)
 
@@ -177,56 +331,148 @@ class Model:
         if self.loss is None or self.optimizer is None:
             raise ValueError(f"call compile(optimizer, loss) before {what}()")
 
-    @property
-    def _fuse_softmax(self):
-        """Train on logits: the last layer is Softmax and the loss applies its own softmax."""
-        return (isinstance(self._output_layer(), _layers.Softmax)
-                and isinstance(self.loss, _losses.CrossEntropy))
-
-    @property
-    def _threshold(self):
+    def _threshold(self, i=0):
         """Decision threshold of a single output: 0.5 for probabilities, 0 for logits."""
-        return 0.0 if getattr(self.loss, "from_logits", False) else 0.5
+        return 0.0 if getattr(self._losses[i], "from_logits", False) else 0.5
 
     # ------------------------------------------------------------------ data checks
+    def _as_list(self, value, count, name):
+        if count == 1:
+            if isinstance(value, (list, tuple)) and len(value) == 1 \
+                    and not np.isscalar(value[0]) and np.ndim(value[0]) > 0:
+                return [value[0]]
+            return [value]
+        if not isinstance(value, (list, tuple)) or len(value) != count:
+            raise ValueError(f"{name} must be a list of {count} arrays (the model has {count} "
+                             f"{'inputs' if name.startswith('x') else 'outputs'}), got "
+                             f"{describe(value)}")
+        return list(value)
+
     def _check_x(self, x, name="x"):
-        x = as_data(x, name)
-        self._require_built(x)
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) "
-                             f"(samples of the model's input_shape {self.input_shape}), got "
-                             f"shape {x.shape}")
-        if len(x) == 0:
-            raise ValueError(f"{name} holds no samples (shape {x.shape})")
-        return x
+        if isinstance(x, np.ndarray):
+            self._require_built(as_data(x, name))
+        else:
+            self._require_built()
+        shapes = self._graph.input_shapes
+        xs = [as_data(v, name if len(shapes) == 1 else f"{name}[{i}]")
+              for i, v in enumerate(self._as_list(x, len(shapes), name))]
+        for i, (arr, shape) in enumerate(zip(xs, shapes)):
+            label = name if len(shapes) == 1 else f"{name}[{i}]"
+            if tuple(arr.shape[1:]) != shape:
+                raise ValueError(f"{label} must have shape (N, {', '.join(map(str, shape))}) "
+                                 f"(samples of the model's input_shape {shape}), got "
+                                 f"shape {arr.shape}")
+            if len(arr) == 0:
+                raise ValueError(f"{label} holds no samples (shape {arr.shape})")
+            if len(arr) != len(xs[0]):
+                raise ValueError(f"every input must hold as many samples: {name}[0] has "
+                                 f"{len(xs[0])}, {label} has {len(arr)}")
+        return xs
 
     def _check_xy(self, x, y, xname="x", yname="y"):
-        x = self._check_x(x, xname)
-        y = as_data(y, yname)
-        if len(y) != len(x):
-            raise ValueError(f"{xname} and {yname} must hold as many samples, got {len(x)} "
-                             f"({xname} shape {x.shape}) and {len(y)} ({yname} shape {y.shape})")
-        return x, y
+        xs = self._check_x(x, xname)
+        n_out = len(self._graph.outputs)
+        ys = [as_data(v, yname if n_out == 1 else f"{yname}[{i}]")
+              for i, v in enumerate(self._as_list(y, n_out, yname))]
+        for i, arr in enumerate(ys):
+            if len(arr) != len(xs[0]):
+                label = yname if n_out == 1 else f"{yname}[{i}]"
+                raise ValueError(f"{xname} and {yname} must hold as many samples, got "
+                                 f"{len(xs[0])} ({xname} shape {xs[0].shape}) and {len(arr)} "
+                                 f"({label} shape {arr.shape})")
+        return xs, ys
+
+    def _batch_arrays(self, x, y):
+        """x and y of one batch as the lists the graph and the losses take (float32 inputs,
+        uint8 scaled by 1/255; labels as :func:`~cycnn.models.data.prepare_y`)."""
+        xs, ys = self._check_xy(x, y)
+        prepared = []
+        for arr in xs:
+            if arr.dtype == np.uint8:
+                arr = np.divide(arr, DTYPE(255), dtype=DTYPE)
+            elif arr.dtype != DTYPE:
+                arr = arr.astype(DTYPE)
+            prepared.append(arr)
+        return prepared, [prepare_y(arr) for arr in ys]
+
+    # ------------------------------------------------------------------ one training step
+    def train_step(self, x, y):
+        """One optimisation step on one batch: forward (training mode), loss, backward, update.
+
+        ``x``: the batch (a list for several inputs; uint8 is scaled to [0, 1], other numbers
+        are cast to float32); ``y``: its labels or targets (a list for several outputs). Returns
+        the batch's logs: ``{'loss': float}`` plus ``'accuracy'`` when compiled with that metric
+        (and, with several outputs, ``'<output>_loss'`` / ``'<output>_accuracy'`` per output).
+        ``fit`` calls it for every batch, so a subclass may override it; custom loops, the
+        benchmarks and data-parallel training call it instead of copying the steps. A loss that
+        is NaN or infinite raises FloatingPointError before anything is updated (BatchNorm
+        running statistics included).
+        """
+        self._require_compiled("train_step")
+        xs, ys = self._batch_arrays(x, y)
+        return self._train_step(xs, ys)
+
+    def _train_step(self, xs, ys):
+        graph = self._graph
+        skip = self._skip()
+        saved = [(buf, buf.copy()) for layer in self.layers
+                 for buf in layer.buffers.values()]   # BatchNorm running statistics
+        outs = graph.forward(xs, True, skip)
+        total = 0.0
+        dys = []
+        logs = {}
+        names = self._output_names() if len(outs) > 1 else None
+        for i, (out, yb, loss_fn) in enumerate(zip(outs, ys, self._losses)):
+            value, dy = loss_fn.value_and_grad(out, yb)
+            value = float(value)
+            total += value
+            dys.append(dy)
+            if names:
+                logs[f"{names[i]}_loss"] = value
+        if not math.isfinite(total):
+            for buf, before in saved:
+                buf[...] = before
+            raise FloatingPointError(f"loss became {total}: lower the learning rate?")
+        graph.backward(dys, need_input_grads=False)
+        self.optimizer.step(self.params, self.grads)
+        logs["loss"] = total
+        if "accuracy" in self.metrics:
+            accs = [_accuracy(out, yb, self._threshold(i)) / len(yb)
+                    for i, (out, yb) in enumerate(zip(outs, ys))]
+            if names:
+                for name, acc in zip(names, accs):
+                    logs[f"{name}_accuracy"] = acc
+            else:
+                logs["accuracy"] = accs[0]
+        return logs
 
     # ------------------------------------------------------------------ training
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True,
-            augment=None, lr_schedule=None, verbose=1, initial_epoch=0):
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+            shuffle=True, augment=None, lr_schedule=None, callbacks=None, verbose=1,
+            initial_epoch=0):
         """Train for ``epochs`` passes over (x, y); returns a :class:`History`.
 
-        x: (N, *input_shape), uint8 (scaled to [0, 1]) or float. y: (N,) int labels or (N, C)
-        targets. ``augment``: a callable applied to each float training batch.
+        x: (N, *input_shape), uint8 (scaled to [0, 1]) or float (a list for several inputs).
+        y: (N,) int labels or (N, C) targets (a list for several outputs).
+        ``validation_data=(x_val, y_val)`` or ``validation_split=f`` (the last fraction f of
+        x and y, before shuffling, is held out, as Keras does) adds 'val_*' entries.
+        ``augment``: a callable applied to each float training batch (single input).
         ``lr_schedule(epoch, base_lr) -> lr`` sets the optimizer's lr at the start of each
-        epoch (base_lr is the lr the optimizer had at compile time). ``initial_epoch`` resumes
-        a run: epochs initial_epoch .. epochs-1 are trained (shuffling continues from the
-        shared generator). verbose: 0 silent, 1 progress bar (on a terminal) and one line per
-        epoch, 2 one line per epoch. A loss that becomes NaN or infinite stops training with
-        FloatingPointError (before that batch updates the weights).
+        epoch (base_lr is the lr the optimizer had at compile time); it is a shortcut for
+        ``callbacks=[LearningRateScheduler(lr_schedule, from_initial=True)]``.
+        ``callbacks``: :class:`~cycnn.models.callbacks.Callback` objects (EarlyStopping,
+        ModelCheckpoint, CSVLogger, LearningRateScheduler or your own). ``initial_epoch``
+        resumes a run: epochs initial_epoch .. epochs-1 are trained (shuffling continues from
+        the shared generator). verbose: 0 silent, 1 progress bar (on a terminal) and one line
+        per epoch, 2 one line per epoch. Each batch goes through :meth:`train_step`. A loss that
+        becomes NaN or infinite stops training with FloatingPointError (before that batch
+        updates the weights).
         """
         self._require_compiled("fit")
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
         initial_epoch = check_int(initial_epoch, "initial_epoch", 0)
-        if verbose not in (0, 1, 2):
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable on float batches, "
@@ -234,132 +480,202 @@ class Model:
         if lr_schedule is not None and not callable(lr_schedule):
             raise TypeError(f"lr_schedule must be a callable (epoch, base_lr) -> lr, "
                             f"got {describe(lr_schedule)}")
-        x, y = self._check_xy(x, y)
-        if validation_data is not None:
+        if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
+                or not 0.0 <= validation_split < 1.0):
+            raise ValueError(f"validation_split must be a number in [0, 1), got "
+                             f"{describe(validation_split)}")
+        if validation_split and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        user_callbacks = [] if callbacks is None else callbacks
+        if not isinstance(user_callbacks, (list, tuple)) or not all(
+                isinstance(cb, Callback) for cb in user_callbacks):
+            raise TypeError(f"callbacks must be a list of cycnn Callback objects, got "
+                            f"{describe(callbacks)}")
+        xs, ys = self._check_xy(x, y)
+        if augment is not None and len(xs) != 1:
+            raise ValueError("augment works on models with one input")
+        val = None
+        if validation_split:
+            n_val = int(len(xs[0]) * validation_split)
+            if n_val < 1 or n_val >= len(xs[0]):
+                raise ValueError(f"validation_split={validation_split} of {len(xs[0])} samples "
+                                 f"leaves {n_val} for validation and {len(xs[0]) - n_val} for "
+                                 f"training; both need at least one")
+            (xs, val_xs), (ys, val_ys) = _split_rows(xs, n_val), _split_rows(ys, n_val)
+            val = (val_xs, val_ys)
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"validation_data must be a pair (x_val, y_val), got "
                                  f"{describe(validation_data)}")
-            val_x, val_y = self._check_xy(*validation_data, xname="x_val", yname="y_val")
+            val = self._check_xy(*validation_data, xname="x_val", yname="y_val")
 
-        n = len(x)
+        n = len(xs[0])
         batch_size = min(batch_size, n)
         n_batches = -(-n // batch_size)
-        skip = self._fuse_softmax
-        want_acc = "accuracy" in self.metrics
-        threshold = self._threshold
-        batches = Batches(x, batch_size)
-        progress = Progress(verbose, epochs, n_batches)
+        batches = [Batches(arr, batch_size) for arr in xs]
         history = History()
+        extra = [LearningRateScheduler(lr_schedule, from_initial=True)] if lr_schedule else []
+        cbs = CallbackList([history, *extra, *user_callbacks], self,
+                           {"epochs": epochs, "steps": n_batches, "samples": n,
+                            "batch_size": batch_size, "verbose": verbose})
+        progress = Progress(verbose, epochs, n_batches)
+        self.stop_training = False
+        want_acc = "accuracy" in self.metrics and len(ys) == 1
+        cbs.on_train_begin()
+        logs = {}
         for epoch in range(initial_epoch, epochs):
-            if lr_schedule is not None:
-                self.optimizer.lr = float(lr_schedule(epoch, self._base_lr))
+            cbs.on_epoch_begin(epoch)
             progress.start(epoch)
             t0 = time.perf_counter()
             order = get_rng().permutation(n) if shuffle else None
-            loss_sum = 0.0
-            correct = 0
+            sums = {}
             seen = 0
             for b in range(n_batches):
                 start, stop = b * batch_size, min((b + 1) * batch_size, n)
                 if order is not None:
                     index = order[start:stop]
-                    xb, yb = batches.take(index), prepare_y(y[index])
+                    xb = [bt.take(index) for bt in batches]
+                    yb = [prepare_y(arr[index]) for arr in ys]
                 else:
-                    xb = batches.slice(start, stop, copy=augment is not None)
-                    yb = prepare_y(y[start:stop])
+                    xb = [bt.slice(start, stop, copy=augment is not None) for bt in batches]
+                    yb = [prepare_y(arr[start:stop]) for arr in ys]
                 if augment is not None:
-                    xb = augment(xb)
-                saved = [(buf, buf.copy()) for layer in self.layers
-                         for buf in layer.buffers.values()]   # BatchNorm running statistics
-                out = self._forward(xb, True, skip)
-                loss, dy = self.loss.value_and_grad(out, yb)
-                if not math.isfinite(loss):
-                    for buf, before in saved:
-                        buf[...] = before
-                    raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch "
-                                             f"{b + 1}: lower the learning rate?")
-                self._backward(dy, skip)
-                self.optimizer.step(self.params, self.grads)
+                    xb = [augment(xb[0])]
                 count = stop - start
+                cbs.on_batch_begin(b, {"size": count})
+                try:
+                    batch_logs = self.train_step(self._unwrap(xb), self._unwrap(yb))
+                except FloatingPointError as exc:
+                    raise FloatingPointError(f"{exc} (epoch {epoch + 1}, batch {b + 1})") \
+                        from None
                 seen += count
-                loss_sum += float(loss) * count
-                if want_acc:
-                    correct += _accuracy(out, yb, threshold)
-                progress.update(b + 1, seen, loss_sum / seen, correct / seen if want_acc else None)
+                for key, value in batch_logs.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * count
+                progress.update(b + 1, seen, sums["loss"] / seen,
+                                sums["accuracy"] / seen if want_acc else None)
+                cbs.on_batch_end(b, dict(batch_logs, size=count))
+                if self.stop_training:
+                    break
             train_time = time.perf_counter() - t0
-            logs = {"loss": loss_sum / n}
-            if want_acc:
-                logs["accuracy"] = correct / n
-            if validation_data is not None:
-                val = self._evaluate(val_x, val_y, max(batch_size, 256))
-                logs.update({"val_" + key: value for key, value in val.items()})
+            logs = {key: value / seen for key, value in sums.items()}
+            if "accuracy" in logs:  # an exact fraction of correct samples
+                logs["accuracy"] = round(logs["accuracy"] * seen) / seen
+            if val is not None:
+                result = self._evaluate(val[0], val[1], max(batch_size, 256))
+                logs.update({"val_" + key: value for key, value in result.items()})
             logs["lr"] = float(self.optimizer.lr)
             logs["time"] = time.perf_counter() - t0
-            logs["images_per_sec"] = n / train_time if train_time > 0 else float("inf")
-            history.append(epoch, logs)
+            logs["images_per_sec"] = seen / train_time if train_time > 0 else float("inf")
             progress.end(logs)
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
         return history
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
-        """Loss (and metrics) over (x, y), in inference mode: ``{'loss': ..., 'accuracy': ...}``."""
+        """Loss (and metrics) over (x, y), in inference mode: ``{'loss': ..., 'accuracy': ...}``
+        (with several outputs also per output, as :meth:`train_step`)."""
         self._require_compiled("evaluate")
         batch_size = check_int(batch_size, "batch_size", 1)
-        x, y = self._check_xy(x, y)
-        result = self._evaluate(x, y, batch_size)
+        xs, ys = self._check_xy(x, y)
+        result = self._evaluate(xs, ys, batch_size)
         if verbose:
             print(" - ".join(f"{key} {value:.4f}" for key, value in result.items()))
         return result
 
-    def _evaluate(self, x, y, batch_size):
-        n = len(x)
+    def _evaluate(self, xs, ys, batch_size):
+        n = len(xs[0])
         batch_size = min(batch_size, n)
-        skip = self._fuse_softmax
-        batches = Batches(x, batch_size)
-        threshold = self._threshold
-        loss_sum = 0.0
-        correct = 0
+        skip = self._skip()
+        batches = [Batches(arr, batch_size) for arr in xs]
+        names = self._output_names() if len(ys) > 1 else None
+        want_acc = "accuracy" in self.metrics
+        losses = [0.0] * len(ys)
+        correct = [0] * len(ys)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            yb = prepare_y(y[start:stop])
-            out = self._forward(batches.slice(start, stop), False, skip)
-            loss_sum += float(self.loss(out, yb)) * (stop - start)
-            if "accuracy" in self.metrics:
-                correct += _accuracy(out, yb, threshold)
-        result = {"loss": loss_sum / n}
-        if "accuracy" in self.metrics:
-            result["accuracy"] = correct / n
+            outs = self._graph.forward([bt.slice(start, stop) for bt in batches], False, skip)
+            for i, (out, arr, loss_fn) in enumerate(zip(outs, ys, self._losses)):
+                yb = prepare_y(arr[start:stop])
+                losses[i] += float(loss_fn(out, yb)) * (stop - start)
+                if want_acc:
+                    correct[i] += _accuracy(out, yb, self._threshold(i))
+        result = {"loss": sum(losses) / n}
+        if want_acc and not names:
+            result["accuracy"] = correct[0] / n
+        if names:
+            for i, name in enumerate(names):
+                result[f"{name}_loss"] = losses[i] / n
+                if want_acc:
+                    result[f"{name}_accuracy"] = correct[i] / n
         return result
 
     def predict(self, x, batch_size=256):
-        """Outputs of the last layer for every sample of x, as one float32 array."""
+        """Outputs for every sample of x, as one float32 array (a list for several outputs)."""
         batch_size = check_int(batch_size, "batch_size", 1)
-        x = self._check_x(x)
-        n = len(x)
+        xs = self._check_x(x)
+        n = len(xs[0])
         batch_size = min(batch_size, n)
-        batches = Batches(x, batch_size)
-        result = None
+        batches = [Batches(arr, batch_size) for arr in xs]
+        results = None
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            out = self._forward(batches.slice(start, stop), False, False)
-            if result is None:
-                result = np.empty((n,) + out.shape[1:], out.dtype)
-            result[start:stop] = out
-        return result
+            outs = self._graph.forward([bt.slice(start, stop) for bt in batches], False)
+            if results is None:
+                results = [np.empty((n,) + out.shape[1:], out.dtype) for out in outs]
+            for result, out in zip(results, outs):
+                result[start:stop] = out
+        return self._unwrap(results)
 
     # ------------------------------------------------------------------ config and saving
+    def get_config(self):
+        """JSON-able description of the architecture (layers and wiring, not the weights)."""
+        return {"name": self.name, "layers": [_class_config(layer) for layer in self.layers],
+                "graph": self._graph.get_config()}
+
+    @staticmethod
+    def _layers_from_config(config):
+        """Fresh (unbuilt) layer objects from the 'layers' entry of a config."""
+        entries = config["layers"]
+        if not isinstance(entries, list):
+            raise ValueError(f"config 'layers' must be a list, got {describe(entries)}")
+        return [_layers.get(entry["class_name"]).from_config(entry["config"])
+                for entry in entries]
+
+    @classmethod
+    def from_config(cls, config, layers=None):
+        """A new model from :meth:`get_config` output (``layers``: the layer objects, already
+        made from config['layers'], when the caller wants to supply them)."""
+        if layers is None:
+            layers = cls._layers_from_config(config)
+        inputs, outputs = Graph.rebuild(config["graph"], layers)
+        return cls(inputs=inputs, outputs=outputs, name=config.get("name"))
+
     def _compile_config(self):
         if self.loss is None or self.optimizer is None:
             return None
-        return {"optimizer": _class_config(self.optimizer), "loss": _class_config(self.loss),
+        loss = ([_class_config(item) for item in self.loss] if isinstance(self.loss, list)
+                else _class_config(self.loss))
+        return {"optimizer": _class_config(self.optimizer), "loss": loss,
                 "metrics": list(self.metrics), "base_lr": self._base_lr}
 
     def _restore_compile(self, compiled):
         """Compile again from :meth:`_compile_config` output (used by ``load_model``)."""
-        self.compile(_optimizer_from(compiled["optimizer"]), _loss_from(compiled["loss"]),
-                     compiled["metrics"])
+        loss = compiled["loss"]
+        loss = [_loss_from(item) for item in loss] if isinstance(loss, list) else _loss_from(loss)
+        self.compile(_optimizer_from(compiled["optimizer"]), loss, compiled["metrics"])
         self._base_lr = compiled.get("base_lr", self._base_lr)
 
     def save(self, path):
         """Write architecture, weights, buffers, compile settings and optimizer state to one
         file (format: :mod:`cycnn.models.saving`). The write is atomic."""
         saving.save_model(self, path)
+
+    def __repr__(self):
+        return (f"Model(name={self.name!r}, layers={len(self.layers)}, "
+                f"inputs={[t.sample_shape for t in self._graph.inputs]}, "
+                f"outputs={[t.sample_shape for t in self._graph.outputs]})")
+
+
+saving.register_model_class(Model)

@@ -10,12 +10,14 @@
 from .. import layers as _layers
 from ._util import as_shape, describe
 from .base import Model, _class_config
+from .functional import Graph, Input
 
 __all__ = ["Sequential"]
 
 
 class Sequential(Model):
-    """A stack of layers, each feeding the next.
+    """A stack of layers, each feeding the next: a :class:`~cycnn.models.base.Model` whose graph
+    is the chain of its layers (built as soon as the input shape is known).
 
     Parameters
     ----------
@@ -27,13 +29,13 @@ class Sequential(Model):
     name : str, optional
     """
 
+    _summary_links = False
+
     def __init__(self, layers=None, input_shape=None, name=None):
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {describe(name)}")
-        self.name = name or "sequential"
-        self.layers = []
-        self.input_shape = None
-        self.output_shape = None
+        self._set_name(name, "sequential")
+        self._layers = []
+        self._input_shape = None
+        self._graph = None
         self.built = False
         self._init_training_state()
         if layers is not None:
@@ -45,14 +47,30 @@ class Sequential(Model):
             self.build(input_shape)
 
     # ------------------------------------------------------------------ structure
+    @property
+    def layers(self):
+        return self._layers
+
+    @property
+    def input_shape(self):
+        return self._input_shape
+
+    @property
+    def output_shape(self):
+        return self._graph.output_shapes[0] if self.built else None
+
     def add(self, layer):
         """Append a layer (built at once when the model already is)."""
         if not isinstance(layer, _layers.Layer):
             raise TypeError(f"add() expects a cycnn layer, got {describe(layer)}")
+        if getattr(layer, "multi_input", False):
+            raise TypeError(f"{type(layer).__name__} takes several inputs: use the functional "
+                            f"API (cycnn.Model(inputs, outputs)) for merges")
         if self.built:
             self._build_layer(layer, self.output_shape)
-            self.output_shape = tuple(layer.output_shape)
-        self.layers.append(layer)
+        self._layers.append(layer)
+        if self.built:
+            self._chain()
         return self
 
     @staticmethod
@@ -64,65 +82,58 @@ class Sequential(Model):
         else:
             layer.build(tuple(shape))
 
+    def _chain(self):
+        """The graph: Input -> every layer in turn."""
+        x = inp = Input(self._input_shape, name=f"{self.name}_input")
+        for layer in self._layers:
+            self._build_layer(layer, x.sample_shape)
+            x = layer(x)
+        self._graph = Graph(inp, x)
+
     def build(self, input_shape=None):
         """Build every layer in turn for samples of ``input_shape`` (no batch axis)."""
         if input_shape is None:
-            input_shape = self.input_shape
+            input_shape = self._input_shape
         if input_shape is None:
             raise ValueError("build() needs input_shape (per sample, e.g. (1, 28, 28)): the model "
                              "was created without one")
         input_shape = as_shape(input_shape)
-        if self.built and input_shape == self.input_shape:
+        if self.built and input_shape == self._input_shape:
             return
         if self.built:
             raise ValueError(f"model {self.name!r} is already built for input shape "
-                             f"{self.input_shape}, got {input_shape}")
-        shape = input_shape
-        for layer in self.layers:
-            self._build_layer(layer, shape)
-            shape = tuple(layer.output_shape)
-        self.input_shape = input_shape
-        self.output_shape = shape
+                             f"{self._input_shape}, got {input_shape}")
+        self._input_shape = input_shape
+        try:
+            self._chain()
+        except BaseException:
+            self._input_shape = None
+            raise
         self.built = True
 
     def _require_built(self, x=None):
         if not self.built:
-            if self.input_shape is None and x is not None and x.ndim >= 2:
+            if self._input_shape is None and x is not None and getattr(x, "ndim", 0) >= 2:
                 self.build(x.shape[1:])
             else:
                 self.build()
-
-    def _output_layer(self):
-        return self.layers[-1] if self.layers else None
-
-    # ------------------------------------------------------------------ forward / backward
-    def _forward(self, x, training, skip_softmax):
-        for layer in self.layers[:len(self.layers) - 1] if skip_softmax else self.layers:
-            x = layer.forward(x, training=training)
-        return x
-
-    def _backward(self, dy, skip_softmax):
-        for layer in reversed(self.layers[:len(self.layers) - 1] if skip_softmax
-                              else self.layers):
-            dy = layer.backward(dy)
-        return dy
 
     # ------------------------------------------------------------------ config
     def get_config(self):
         """JSON-able description of the architecture (not the weights)."""
         return {"name": self.name,
-                "input_shape": list(self.input_shape) if self.input_shape is not None else None,
-                "layers": [_class_config(layer) for layer in self.layers]}
+                "input_shape": list(self._input_shape) if self._input_shape is not None
+                else None,
+                "layers": [_class_config(layer) for layer in self._layers]}
 
     @classmethod
-    def from_config(cls, config):
-        """A new, freshly initialised model from :meth:`get_config` output."""
-        layers = []
-        for entry in config["layers"]:
-            layer_cls = _layers.get(entry["class_name"])
-            layers.append(layer_cls.from_config(entry["config"]))
+    def from_config(cls, config, layers=None):
+        """A new model from :meth:`get_config` output (``layers``: the layer objects, already
+        made from config['layers'], when the caller wants to supply them)."""
+        if layers is None:
+            layers = cls._layers_from_config(config)
         return cls(layers, input_shape=config.get("input_shape"), name=config.get("name"))
 
     def __repr__(self):
-        return (f"Sequential(name={self.name!r}, layers={len(self.layers)}, "
-                f"input_shape={self.input_shape})")
+        return (f"Sequential(name={self.name!r}, layers={len(self._layers)}, "
+                f"input_shape={self._input_shape})")
