@@ -281,3 +281,27 @@ def test_sequential_round_trip_is_bit_identical(tmp_path):
     loaded = load_model(tmp_path / "s.cyc")
     assert type(loaded) is Sequential
     np.testing.assert_array_equal(loaded.predict(xv), model.predict(xv))
+
+
+def test_training_skips_the_input_gradient_of_layers_reading_only_inputs():
+    x = Input((1, 5, 5))
+    first = layers.Conv2D(2, 3, padding="same", name="first")
+    h = first(x)
+    also = layers.Conv2D(2, 1, name="also_input")(x)       # reads the input too
+    later = layers.Conv2D(2, 3, padding="same", name="later")
+    out = layers.Dense(2)(layers.Flatten()(later(layers.Add()([h, also]))))
+    model = Model(x, out)
+    model.compile("sgd", "cross_entropy")
+    seen = {}
+    for layer in (first, model.get_layer("also_input"), later):
+        def spy(dy, layer=layer, backward=layer.backward):
+            seen[layer.name] = layer.needs_input_grad
+            return backward(dy)
+        layer.backward = spy
+    xv, yv = _data(4, (1, 5, 5), classes=2)
+    model.train_step(xv, yv)
+    assert seen == {"first": False, "also_input": False, "later": True}
+    assert first.needs_input_grad   # restored after the step
+    out = model.forward(xv, training=True)
+    dx = model.backward(np.ones_like(out))  # the public backward still returns dL/dx
+    assert dx.shape == xv.shape and seen["first"] is True

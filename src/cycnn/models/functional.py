@@ -194,6 +194,11 @@ class Graph:
         keep = set(self._out_slots)
         self._free_after = [[s for s in set(slots) if last[s] == i and s not in keep]
                             for i, slots in enumerate(self._node_in)]
+        # layers that only ever read graph inputs: their dx is not needed in training
+        input_slots = set(range(len(inputs)))
+        reads_other = {id(n.layer) for n, slots in zip(order, self._node_in)
+                       if n.multi or not set(slots) <= input_slots}
+        self._input_only = {id(n.layer) for n in order} - reads_other
         self._states = [None] * len(order)
         self._skip = ()
         self._ran = False
@@ -255,7 +260,8 @@ class Graph:
         """Back-propagate ``dys`` (dL/d output, one per output, None for an output that does not
         reach the loss) through the last :meth:`forward`; fills every layer's ``grads`` (summed
         over the calls of a shared layer) and returns dL/d input per input (None where no
-        gradient reaches an input, or when ``need_input_grads`` is false)."""
+        gradient reaches an input, or when ``need_input_grads`` is false: then the layers that
+        read only graph inputs skip computing their dx, through ``Layer.needs_input_grad``)."""
         if not self._ran:
             raise RuntimeError("call forward before backward (each forward allows one backward)")
         self._ran = False
@@ -276,7 +282,15 @@ class Graph:
                 continue
             grads[self._node_out[i]] = None
             layer.restore_call_state(state)
-            dx = layer.backward(dy)
+            if not need_input_grads and id(layer) in self._input_only:
+                before = layer.needs_input_grad   # skip the first layers' dx (conv: col2im)
+                layer.needs_input_grad = False
+                try:
+                    dx = layer.backward(dy)
+                finally:
+                    layer.needs_input_grad = before
+            else:
+                dx = layer.backward(dy)
             ran.add(id(layer))
             if id(layer) in self._shared:
                 acc = summed.get(id(layer))
