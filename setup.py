@@ -54,7 +54,17 @@ def isa_of(path):
 
 
 class BuildExt(build_ext):
-    """build_ext that probes OpenMP and compiles ISA-specific C files with their own flags."""
+    """build_ext that probes OpenMP and compiles ISA-specific C files with their own flags.
+
+    The extensions are built in parallel on the usable CPUs unless `-j N` says otherwise (pip
+    and `python -m build` give no -j).
+    """
+
+    def finalize_options(self):
+        if self.parallel is None:
+            self.parallel = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+        super().finalize_options()
 
     def _probe_openmp(self):
         if os.environ.get("CYCNN_NO_OPENMP", "") not in ("", "0"):
