@@ -86,7 +86,7 @@ def test_repaired_wheel_loads_its_vendored_libgomp(dist, subprocess_env):
         reason = f"no {libs}: this cycnn is not an auditwheel-repaired wheel"
         if EXPECT == "wheel":
             pytest.fail(reason)
-        pytest.skip(reason + " (built from source, it links the system's libgomp)")
+        pytest.skip(reason + " (built from source, it uses the system's OpenMP runtime, if any)")
     if not os.path.exists("/proc/self/maps"):
         pytest.skip("needs /proc/self/maps (Linux)")
     vendored = {str(p.resolve()) for p in libs.glob("libgomp*.so*")}
