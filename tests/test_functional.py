@@ -305,3 +305,23 @@ def test_training_skips_the_input_gradient_of_layers_reading_only_inputs():
     out = model.forward(xv, training=True)
     dx = model.backward(np.ones_like(out))  # the public backward still returns dL/dx
     assert dx.shape == xv.shape and seen["first"] is True
+
+
+# ----------------------------------------------------------------------------- examples
+@pytest.mark.parametrize("name, n_adds, n_concats", [("resnet", 3, 0), ("inception", 0, 2)])
+def test_graph_examples_build_and_train_a_few_batches(name, n_adds, n_concats, mnist_dir,
+                                                      tmp_path, capsys):
+    import importlib
+    module = importlib.import_module(f"cycnn.examples.{name}")
+    model = module.build_model()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Add") == n_adds and kinds.count("Concatenate") == n_concats
+    assert model.output_shape == (10,)
+    assert module.main(["--data", str(mnist_dir), "--limit", "96", "--test-limit", "64",
+                        "--batch-size", "32", "--epochs", "1", "--quiet",
+                        "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "96 training images, 64 test images" in out
+    assert "final test accuracy" in out and "images/s" in out
+    saved = load_model(tmp_path / f"mnist_{name}.cyc")
+    assert type(saved) is Model and len(saved.layers) == len(model.layers)

@@ -434,6 +434,7 @@ def test_mnist_example_smoke_run(mnist_dir, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "cycnn.examples.mnist", "--data", str(mnist_dir), "--limit", "512",
+         "--test-limit", "1000",
          "--epochs", "1", "--out", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

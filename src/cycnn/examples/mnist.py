@@ -1,7 +1,7 @@
 """Train the reference CNN on MNIST.
 
     python -m cycnn.examples.mnist [--data DIR] [--epochs N] [--batch-size B] [--threads T]
-                                   [--out DIR] [--limit N] [--seed S]
+                                   [--out DIR] [--limit N] [--test-limit N] [--seed S]
 
 Network: Conv2D(32, 5, same, relu) - MaxPool2D(2) - Conv2D(64, 5, same, relu) - MaxPool2D(2)
 - Flatten - Dense(1000, relu) - Dense(10), trained with Adam(1e-3) on cross-entropy (logits).
@@ -9,14 +9,13 @@ Prints progress, the test accuracy and images/s of every epoch, saves the model
 (``mnist_cnn.cyc`` in --out) and, when matplotlib is installed, plots the learning curves
 (``mnist_curves.png``).
 """
-import argparse
 import os
 import sys
-import time
 
-import cycnn
-from cycnn import datasets, layers, optim
+from cycnn import layers, optim
 from cycnn.models import Sequential
+
+from . import _train
 
 
 def build_model():
@@ -60,61 +59,16 @@ def plot_history(history, path):
     return True
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m cycnn.examples.mnist",
-                                description="Train the reference CNN on MNIST.")
-    p.add_argument("--data", default=None,
-                   help="folder holding the four MNIST IDX .gz files "
-                        "(default: load_mnist's lookup)")
-    p.add_argument("--epochs", type=_positive, default=10, help="training epochs (default 10)")
-    p.add_argument("--batch-size", type=_positive, default=64, help="batch size (default 64)")
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="kernel threads (default: OMP_NUM_THREADS, else all usable CPUs)")
-    p.add_argument("--out", default=".",
-                   help="folder for mnist_cnn.cyc and the plot (default: cwd)")
-    p.add_argument("--limit", type=_positive, default=None,
-                   help="train on the first N training images only (smoke runs)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    return p.parse_args(argv)
+    return _train.parser("python -m cycnn.examples.mnist", "Train the reference CNN on MNIST.",
+                         epochs=10).parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads is not None:
-        cycnn.set_num_threads(args.threads)
-    cycnn.seed(args.seed)
-
-    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(root=args.data)
-    if args.limit is not None:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    print(f"MNIST: {len(x_train)} training images, {len(x_test)} test images "
-          f"(uint8, scaled to [0, 1] batch by batch)")
-
+    train, test = _train.setup(args)
     model = build_model()
-    model.summary()
-    t0 = time.perf_counter()
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(x_test, y_test), verbose=2 if args.quiet else 1)
-    total = time.perf_counter() - t0
-    h = history.history
-    print("epoch  test accuracy  images/s")
-    for e, acc, ips in zip(history.epoch, h["val_accuracy"], h["images_per_sec"]):
-        print(f"{e + 1:>5}  {100 * acc:>12.2f}%  {ips:>8,.0f}")
-    print(f"final test accuracy {100 * h['val_accuracy'][-1]:.2f}% after {len(history.epoch)} "
-          f"epoch(s), {total:.1f}s in all")
-
-    os.makedirs(args.out, exist_ok=True)
-    model_path = os.path.join(args.out, "mnist_cnn.cyc")
-    model.save(model_path)
-    print(f"saved the model to {model_path}")
+    history = _train.train_and_report(model, args, train, test, "mnist_cnn.cyc")
     plot_path = os.path.join(args.out, "mnist_curves.png")
     if plot_history(history, plot_path):
         print(f"saved the learning curves to {plot_path}")
