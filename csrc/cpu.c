@@ -62,11 +62,11 @@ static int detect(void)
 
 static int features(void)
 {
-    static volatile int cached = 0;   /* benign race: every thread computes the same value */
-    int f = cached;
+    static int cached = 0;   /* racing first calls all compute and store the same value */
+    int f = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!f) {
         f = detect();
-        cached = f;
+        __atomic_store_n(&cached, f, __ATOMIC_RELAXED);
     }
     return f;
 }

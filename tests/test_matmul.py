@@ -3,15 +3,21 @@ import numpy as np
 import pytest
 
 import cycnn
-from cycnn import ops, reference
+from cycnn import _threads, ops, reference
+from cycnn._kernels import conv as conv_kernels
 
 TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
+    """set_num_threads(n) with the parallel-work threshold at 0: every product wide enough for
+    n column blocks of 64 runs on n threads."""
+    if request.param > 1 and not cycnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP")
     cycnn.set_num_threads(request.param)
-    yield request.param
+    with _threads.force_parallel():
+        yield request.param
     cycnn.set_num_threads(None)
 
 
@@ -31,6 +37,8 @@ def test_matmul_matches_reference(dtype, m, k, n, layout, threads):
         a = np.repeat(a, 2, axis=1)[:, ::2]
         b = np.repeat(b, 3, axis=0)[::3]
     got = ops.matmul(a, b)
+    if m and n:    # one column block of at least 64 per thread
+        assert conv_kernels.last_parallel_region() == ("gemm", min(threads, (n + 63) // 64))
     want = reference.matmul(a.astype(np.float64), b.astype(np.float64))
     assert got.dtype == dtype and got.shape == (m, n)
     rtol, atol = TOL[dtype]

@@ -18,7 +18,9 @@ import pytest
 from cycnn import ops  # noqa: E402
 
 import cycnn  # noqa: E402
+from cycnn import _threads
 from cycnn import reference as ref  # noqa: E402
+from cycnn._kernels import conv as conv_kernels, pool as pool_kernels
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -74,13 +76,23 @@ def rng():
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
-    """Run the test body with cycnn.set_num_threads(n); restore the previous setting."""
-    old = cycnn.get_num_threads()
+    """Run the test body with cycnn.set_num_threads(n) and the parallel-work threshold at 0, so
+    every op runs its parallel path on n threads (at most one per piece of work: image, plane);
+    the tests check the team size the kernels report. Back to following OpenMP afterwards."""
+    if request.param > 1 and not cycnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: the kernels run on 1 thread")
     cycnn.set_num_threads(request.param)
     try:
-        yield request.param
+        with _threads.force_parallel():
+            yield request.param
     finally:
-        cycnn.set_num_threads(old)
+        cycnn.set_num_threads(None)
+
+
+def assert_team(module, region, team):
+    """The latest parallel region of a kernel module was ``region``, run on ``team`` threads."""
+    assert module.last_parallel_region() == (region, team), (
+        f"expected {region} on {team} threads, the kernels report {module.last_parallel_region()}")
 
 
 def f64(*arrays):
@@ -141,12 +153,16 @@ def test_conv2d_forward_backward(rng, threads, dtype, case):
     ctx = f"x{x.shape} w{w.shape} {geo} bias={case['bias']} {dtype} threads={threads}"
 
     y = ops.conv2d(x, w, b, **geo)
+    # images in parallel, or the bands of output rows of each image when N < threads
+    team = min(threads, max(N, y.shape[2]))
+    assert_team(conv_kernels, "conv2d_forward" if N >= team else "conv2d_forward_split", team)
     ey = ref.conv2d(*f64(x, w, b), **geo)
     assert y.dtype == dtype
     assert_close(y, ey, *tolerance(dtype, C * R * S), "y " + ctx)
 
     dy = rng.standard_normal(ey.shape).astype(dtype)
     dx, dw, db = ops.conv2d_backward(dy, x, w, **geo)
+    assert_team(conv_kernels, "conv2d_backward", min(threads, N))
     edx, edw, edb = ref.conv2d_backward(*f64(dy, x, w), **geo)
     assert dx.dtype == dw.dtype == db.dtype == dtype
     L = N * ey.shape[2] * ey.shape[3]
@@ -166,10 +182,14 @@ def test_conv2d_thread_counts_agree(rng, dtype):
         results = []
         for n in (1, 2):
             cycnn.set_num_threads(n)
-            assert cycnn.get_num_threads() == (n if cycnn.build_info()["openmp"] else 1)
-            results.append((ops.conv2d(x, w, b),) + tuple(ops.conv2d_backward(dy, x, w)))
+            n = n if cycnn.build_info()["openmp"] else 1
+            assert cycnn.get_num_threads() == n
+            y = ops.conv2d(x, w, b)
+            assert_team(conv_kernels, "conv2d_forward", n)
+            results.append((y,) + tuple(ops.conv2d_backward(dy, x, w)))
+            assert_team(conv_kernels, "conv2d_backward", n)
     finally:
-        cycnn.set_num_threads(old)
+        cycnn.set_num_threads(None)
     assert cycnn.get_num_threads() == old
     rtol, atol = tolerance(dtype, 6 * 16 * 16)
     for name, one, two in zip(("y", "dx", "dw", "db"), *results):
@@ -181,16 +201,17 @@ def test_results_are_deterministic(rng, dtype):
     """Repeating a call with 2 threads gives bitwise identical results (fixed reduction order)."""
     x, w, b = make_conv_inputs(rng, conv_case(N=7, C=8, K=16, H=18, W=18), dtype)
     dy = rng.standard_normal((7, 16, 16, 16)).astype(dtype)
-    old = cycnn.get_num_threads()
     cycnn.set_num_threads(2)
     try:
         first = (ops.conv2d(x, w, b),) + tuple(ops.conv2d_backward(dy, x, w))
+        if cycnn.build_info()["openmp"]:
+            assert_team(conv_kernels, "conv2d_backward", 2)
         for _ in range(3):
             again = (ops.conv2d(x, w, b),) + tuple(ops.conv2d_backward(dy, x, w))
             for one, two in zip(first, again):
                 np.testing.assert_array_equal(one, two)
     finally:
-        cycnn.set_num_threads(old)
+        cycnn.set_num_threads(None)
 
 
 def test_argument_forms(rng):
@@ -213,6 +234,7 @@ def test_max_pool_backward_arbitrary_indices(rng, threads):
     idx = rng.integers(0, 12, size=dy.shape)          # H*W = 12: heavy collisions
     assert_close(ops.max_pool2d_backward(dy, idx, (4, 3, 3, 4)),
                  ref.max_pool2d_backward(dy, idx, (4, 3, 3, 4)), 1e-12, 1e-12, "scatter-add")
+    assert_team(pool_kernels, "max_pool2d_backward", threads)
     idx32 = idx.astype(np.int32)
     assert_close(ops.max_pool2d_backward(dy, idx32, (4, 3, 3, 4)),
                  ref.max_pool2d_backward(dy, idx, (4, 3, 3, 4)), 1e-12, 1e-12, "int32 indices")
@@ -274,6 +296,7 @@ def test_pools_large_batch_threads(rng, threads, dtype):
     x = rng.standard_normal((16, 32, 28, 28)).astype(dtype)     # 4e5 elements: parallel path
     for k, s, p in [(2, 2, 0), (3, 2, 1), (3, 1, 1)]:
         y, idx = ops.max_pool2d(x, k, s, p)
+        assert_team(pool_kernels, "max_pool2d_forward", threads)
         ey, eidx = ref.max_pool2d(x, k, s, p)
         np.testing.assert_array_equal(y, ey)
         np.testing.assert_array_equal(idx, eidx)
@@ -281,11 +304,14 @@ def test_pools_large_batch_threads(rng, threads, dtype):
         assert_close(ops.max_pool2d_backward(dy, idx, x.shape),
                      ref.max_pool2d_backward(f64(dy)[0], idx, x.shape),
                      *tolerance(dtype, 9), f"max dx k={k} s={s} p={p}")
+        assert_team(pool_kernels, "max_pool2d_backward", threads)
         assert_close(ops.avg_pool2d(x, k, s, p), ref.avg_pool2d(f64(x)[0], k, s, p),
                      *tolerance(dtype, 9), f"avg y k={k} s={s} p={p}")
+        assert_team(pool_kernels, "avg_pool2d_forward", threads)
         assert_close(ops.avg_pool2d_backward(dy, x.shape, k, s, p),
                      ref.avg_pool2d_backward(f64(dy)[0], x.shape, k, s, p),
                      *tolerance(dtype, 9), f"avg dx k={k} s={s} p={p}")
+        assert_team(pool_kernels, "avg_pool2d_backward", threads)
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])

@@ -76,13 +76,12 @@ def _train(opt, dtype, steps=3, threads=2):
     """params (unit-scale normal values) after ``steps`` updates on ``threads`` threads; errors
     are measured relative to |p| + 1, so 1e-6 is a few float32 ulps of the unit scale."""
     params = [_randn(s, i, dtype) for i, s in enumerate(SHAPES)]
-    before = cycnn.get_num_threads()
     cycnn.set_num_threads(threads)
     try:
         for t in range(steps):
             opt.step(params, [_randn(s, 100 * t + i, dtype) for i, s in enumerate(SHAPES)])
     finally:
-        cycnn.set_num_threads(before)
+        cycnn.set_num_threads(None)
     return params
 
 
@@ -101,6 +100,8 @@ def test_fused_step_matches_numpy(kind, hp, dtype, rtol):
 def test_fused_step_is_identical_on_1_and_2_threads(kind, hp):
     one = _train(_ours(kind, hp), np.float32, threads=1)
     two = _train(_ours(kind, hp), np.float32, threads=2)
+    # 89k elements: above the parallel-work threshold, so the update really ran on 2 threads
+    assert kernels.last_parallel_region() == ("update", 2 if cycnn.build_info()["openmp"] else 1)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
 

@@ -355,7 +355,7 @@ def test_threads_give_identical_results(dtype, g):
     y_ref, idx_ref = ref_max_forward(x, *g)
     dy = np.random.default_rng(14).standard_normal(y_ref.shape).astype(dtype)
     results = []
-    for threads in (1, 2, 3, 0, 1000):      # 0 -> serial; more threads than planes is fine
+    for threads in (1, 2, 3, 0, 100):       # 0 -> serial; more threads than planes is fine
         y, idx = run_max_forward(x, *g, threads=threads)
         dx, bad = run_max_backward(dy, idx, H, W, threads=threads)
         ya = run_avg_forward(x, *g, threads=threads)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import cycnn
-from cycnn import layers, losses, ops, reference
+from cycnn import _threads, layers, losses, ops, reference
+from cycnn._kernels import conv as conv_kernels
 
 
 def _randn(shape, seed, dtype=np.float64):
@@ -13,10 +14,13 @@ def _randn(shape, seed, dtype=np.float64):
 
 @pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
 def threads(request):
-    before = cycnn.get_num_threads()
+    """set_num_threads(n) with the parallel-work threshold at 0 (small inputs run in parallel)."""
+    if request.param > 1 and not cycnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP")
     cycnn.set_num_threads(request.param)
-    yield request.param
-    cycnn.set_num_threads(before)
+    with _threads.force_parallel():
+        yield request.param
+    cycnn.set_num_threads(None)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-11)])
@@ -32,6 +36,7 @@ def test_conv2d_backward_without_dx(threads, dtype, tol, geometry):
     dy = _randn(y.shape, 2, dtype)
     dx, dw, db = ops.conv2d_backward(dy, x, w, **geometry)
     none, dw2, db2 = ops.conv2d_backward(dy, x, w, compute_dx=False, **geometry)
+    assert conv_kernels.last_parallel_region() == ("conv2d_backward", threads)
     assert none is None and dx is not None
     np.testing.assert_array_equal(dw2, dw)
     np.testing.assert_array_equal(db2, db)

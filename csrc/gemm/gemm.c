@@ -3,8 +3,11 @@
  *
  * A "path" bundles one micro-kernel family (generic / avx2 / avx512) with its tile shape and
  * cache blocking, for float and double. The table is static and read-only; the selected
- * path is one pointer, written by cycnn_gemm_init()/cycnn_gemm_select() (call them before
- * GEMMs run concurrently). ISA kernels live in *_avx2.c / *_avx512.c, which are the only
+ * path is one pointer to an entry of it, written atomically (release) by cycnn_gemm_init() /
+ * cycnn_gemm_select() and read atomically (acquire) ONCE per GEMM call, which then uses that
+ * entry throughout. So switching paths while GEMMs run in other threads is safe: each GEMM runs
+ * wholly on the old or wholly on the new path (a convolution running across a switch may do
+ * some images on each; every one is correct). ISA kernels live in *_avx2.c / *_avx512.c, which are the only
  * files built with ISA flags; this file is baseline C and only calls them through the table
  * after cpu.c confirmed the CPU/OS support them.
  *
@@ -72,8 +75,14 @@ static const gemm_path paths[] = {
 };
 #define NPATHS ((int)(sizeof(paths) / sizeof(paths[0])))
 
-/* NULL until cycnn_gemm_init()/select(); a GEMM issued before that uses the best path. */
+/* NULL until cycnn_gemm_init()/select(); a GEMM issued before that uses the best path.
+ * Accessed only through __atomic builtins (see the note at the top). */
 static const gemm_path *current = NULL;
+
+static void set_current(const gemm_path *p)
+{
+    __atomic_store_n(&current, p, __ATOMIC_RELEASE);
+}
 
 /* ---- helpers used by the driver ---- */
 
@@ -126,9 +135,16 @@ static const gemm_path *best_path(void);
 
 static const gemm_path *active_path(void)
 {
-    const gemm_path *p = current;
-    if (p == NULL)
-        current = p = best_path();
+    const gemm_path *p = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+    if (p == NULL) {
+        /* first use before init: install the best path unless a select() got there first */
+        const gemm_path *expected = NULL, *best = best_path();
+        if (__atomic_compare_exchange_n(&current, &expected, best, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            p = best;
+        else
+            p = expected;
+    }
     return p;
 }
 
@@ -206,7 +222,7 @@ int cycnn_gemm_select(const char *name)
     if (name == NULL)
         return -1;
     if (strcmp(name, "auto") == 0) {
-        current = best_path();
+        set_current(best_path());
         return 0;
     }
     p = find_path(name);
@@ -218,14 +234,14 @@ int cycnn_gemm_select(const char *name)
     }
     if (!p->supported())
         return -2;
-    current = p;
+    set_current(p);
     return 0;
 }
 
 int cycnn_gemm_init(void)
 {
     const char *env = getenv("CYCNN_SIMD");
-    current = best_path();
+    set_current(best_path());
     if (env != NULL && env[0] != '\0')
         return cycnn_gemm_select(env) == 0 ? 0 : -1;
     return 0;

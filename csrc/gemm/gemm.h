@@ -20,7 +20,9 @@
  *   cycnn_gemm_init() picks the best micro-kernel the CPU supports (avx512 > avx2 > generic), or
  *   the one named by the environment variable CYCNN_SIMD when set and supported. Call it once,
  *   before any GEMM (the Python extension does so at import). cycnn_gemm_select() forces a path
- *   (tests use it to compare every supported path against "generic").
+ *   (tests use it to compare every supported path against "generic"). Both may run while GEMMs
+ *   run in other threads: the path is one atomic pointer to an immutable table entry, read once
+ *   per GEMM call, so every call runs wholly on one path.
  */
 #ifndef CYCNN_GEMM_H
 #define CYCNN_GEMM_H
