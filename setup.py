@@ -138,7 +138,9 @@ def extension(name, pyx, csrc):
 
 
 extensions = [
-    extension("conv", "conv.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c")),
+    extension("conv", "conv.pyx", [f for f in c_sources("cpu.c", "gemm/*.c", "conv/*.c")
+                                   if "depthwise" not in f]),
+    extension("depthwise", "depthwise.pyx", c_sources("conv/depthwise*.c")),
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
     extension("optim", "optim.pyx", []),
     extension("_openmp", "_openmp.pyx", []),

@@ -613,6 +613,98 @@ BAD_INPUTS += [
     ("matmul", dict(a=_z(2, 2), b=np.ones((2, 2), dtype=complex)), TypeError, ["b"]),
 ]
 
+# grouped and transposed convolution, upsampling, zero padding, global max pooling
+TX, TW, TDY = _z(1, 3, 4, 4), _z(3, 2, 3, 3), _z(1, 2, 6, 6)
+for fn, extra in (("conv2d", {}), ("conv2d_backward", {"dy": DY})):
+    BAD_INPUTS += [
+        (fn, dict(extra, x=X, w=Wt, groups=0), ValueError, ["groups", "0"]),
+        (fn, dict(extra, x=X, w=Wt, groups=1.5), TypeError, ["groups", "1.5"]),
+        (fn, dict(extra, x=X, w=Wt, groups="2"), TypeError, ["groups", "'2'"]),
+        (fn, dict(extra, x=X, w=_z(2, 1, 3, 3), groups=2), ValueError, ["groups", "3", "2"]),
+        (fn, dict(extra, x=_z(1, 4, 5, 5), w=Wt, groups=2), ValueError, ["w", "(2, 3, 3, 3)"]),
+    ]
+BAD_INPUTS += [
+    ("conv2d", dict(x=_z(1, 4, 5, 5), w=_z(3, 2, 3, 3), groups=2), ValueError,
+     ["groups", "3", "filters"]),
+]
+for fn, extra in (("conv_transpose2d", {}), ("conv_transpose2d_backward", {"dy": TDY})):
+    BAD_INPUTS += [
+        (fn, dict(extra, x=_z(3, 4, 4), w=TW), ValueError, ["x", "(3, 4, 4)"]),
+        (fn, dict(extra, x=TX, w=_z(3, 2, 3)), ValueError, ["w", "(3, 2, 3)"]),
+        (fn, dict(extra, x=TX, w=_z(2, 2, 3, 3)), ValueError, ["w", "(2, 2, 3, 3)"]),
+        (fn, dict(extra, x=TX, w=_z(3, 2, 0, 3)), ValueError, ["w", "(0, 3)"]),
+        (fn, dict(extra, x=TX, w=TW, groups=2), ValueError, ["groups", "2", "3"]),
+        (fn, dict(extra, x=TX, w=TW, groups=0), ValueError, ["groups", "0"]),
+        (fn, dict(extra, x=TX, w=TW, stride=0), ValueError, ["stride", "0"]),
+        (fn, dict(extra, x=TX, w=TW, dilation=(1, 0)), ValueError, ["dilation", "(1, 0)"]),
+        (fn, dict(extra, x=TX, w=TW, padding=-1), ValueError, ["padding", "-1"]),
+        (fn, dict(extra, x=TX, w=TW, padding="full"), ValueError, ["padding", "'full'"]),
+        (fn, dict(extra, x=TX, w=TW, padding=5), ValueError, ["padding", "5"]),
+        (fn, dict(extra, x=TX, w=TW, output_padding=1), ValueError, ["output_padding", "1"]),
+        (fn, dict(extra, x=TX, w=TW, output_padding=-1, stride=2), ValueError,
+         ["output_padding", "-1"]),
+        (fn, dict(extra, x=TX, w=TW, output_padding=1.5), TypeError, ["output_padding", "1.5"]),
+        (fn, dict(extra, x=TX, w=TW, padding="same", stride=2, output_padding=1), ValueError,
+         ["output_padding", "1"]),
+        (fn, dict(extra, x=np.full((1, 3, 4, 4), "a"), w=TW), TypeError, ["x"]),
+        (fn, dict(extra, x=TX, w=np.zeros((3, 2, 3, 3), bool)), TypeError, ["w", "bool"]),
+    ]
+BAD_INPUTS += [
+    ("conv_transpose2d", dict(x=TX, w=TW, b=_z(3)), ValueError, ["b", "(3,)"]),
+    ("conv_transpose2d", dict(x=TX, w=TW, b=np.array(["a", "b"])), TypeError, ["b"]),
+    ("conv_transpose2d_backward", dict(dy=_z(1, 2, 5, 5), x=TX, w=TW), ValueError,
+     ["dy", "(1, 2, 5, 5)"]),
+    ("conv_transpose2d_backward", dict(dy=_z(2, 6, 6), x=TX, w=TW), ValueError,
+     ["dy", "(2, 6, 6)"]),
+    ("conv_transpose2d_backward", dict(dy=TDY, x=TX, w=TW, stride=2), ValueError,
+     ["dy", "(1, 2, 6, 6)"]),
+    ("conv_transpose2d_backward", dict(dy=np.full((1, 2, 6, 6), "a"), x=TX, w=TW), TypeError,
+     ["dy"]),
+    ("upsample2d", dict(x=_z(2, 6, 6), size=2), ValueError, ["x", "(2, 6, 6)"]),
+    ("upsample2d", dict(x=PX, size=0), ValueError, ["size", "0"]),
+    ("upsample2d", dict(x=PX, size=(2, -1)), ValueError, ["size", "(2, -1)"]),
+    ("upsample2d", dict(x=PX, size=1.5), TypeError, ["size", "1.5"]),
+    ("upsample2d", dict(x=PX, size=2, interpolation="cubic"), ValueError,
+     ["interpolation", "'cubic'"]),
+    ("upsample2d", dict(x=PX, size=2, interpolation=None), ValueError, ["interpolation", "None"]),
+    ("upsample2d", dict(x=np.full((1, 2, 6, 6), "a"), size=2), TypeError, ["x"]),
+    ("upsample2d_backward", dict(dy=_z(1, 2, 5, 6), size=2), ValueError, ["dy", "(1, 2, 5, 6)"]),
+    ("upsample2d_backward", dict(dy=_z(2, 6, 6), size=2), ValueError, ["dy", "(2, 6, 6)"]),
+    ("upsample2d_backward", dict(dy=PX, size=0), ValueError, ["size", "0"]),
+    ("upsample2d_backward", dict(dy=PX, size=2, interpolation="area"), ValueError,
+     ["interpolation", "'area'"]),
+    ("upsample2d_backward", dict(dy=np.full((1, 2, 6, 6), "a"), size=2), TypeError, ["dy"]),
+    ("zero_pad2d", dict(x=_z(2, 6, 6), padding=1), ValueError, ["x", "(2, 6, 6)"]),
+    ("zero_pad2d", dict(x=PX, padding=-1), ValueError, ["padding", "-1"]),
+    ("zero_pad2d", dict(x=PX, padding=((1, 2), (3, -1))), ValueError,
+     ["padding", "((1, 2), (3, -1))"]),
+    ("zero_pad2d", dict(x=PX, padding=(1, 2, 3)), ValueError, ["padding", "(1, 2, 3)"]),
+    ("zero_pad2d", dict(x=PX, padding=1.5), TypeError, ["padding", "1.5"]),
+    ("zero_pad2d", dict(x=PX, padding=2**40), ValueError, ["padding", str(2**40)]),
+    ("zero_pad2d", dict(x=np.full((1, 2, 6, 6), "a"), padding=1), TypeError, ["x"]),
+    ("zero_pad2d_backward", dict(dy=PDY, padding=2), ValueError, ["padding", "(1, 2, 3, 3)"]),
+    ("zero_pad2d_backward", dict(dy=_z(2, 3, 3), padding=1), ValueError, ["dy", "(2, 3, 3)"]),
+    ("zero_pad2d_backward", dict(dy=PDY, padding="same"), TypeError, ["padding", "'same'"]),
+    ("zero_pad2d_backward", dict(dy=np.full((1, 2, 3, 3), "a"), padding=1), TypeError, ["dy"]),
+    ("global_max_pool2d", dict(x=_z(2, 6, 6)), ValueError, ["x", "(2, 6, 6)"]),
+    ("global_max_pool2d", dict(x=_z(1, 2, 0, 3)), ValueError, ["x", "(1, 2, 0, 3)"]),
+    ("global_max_pool2d", dict(x=np.full((1, 2, 6, 6), "a")), TypeError, ["x"]),
+    ("global_max_pool2d_backward", dict(dy=PDY, indices=_z(1, 2).astype(int),
+                                        input_shape=(1, 2, 6, 6)), ValueError, ["dy", "(1, 2, 3, 3)"]),
+    ("global_max_pool2d_backward", dict(dy=_z(1, 2), indices=PIDX, input_shape=(1, 2, 6, 6)),
+     ValueError, ["indices", "(1, 2, 3, 3)"]),
+    ("global_max_pool2d_backward", dict(dy=_z(1, 2), indices=np.array([[0, 99]]),
+                                        input_shape=(1, 2, 6, 6)), ValueError, ["indices", "99"]),
+    ("global_max_pool2d_backward", dict(dy=_z(1, 2), indices=_z(1, 2), input_shape=(1, 2, 6, 6)),
+     TypeError, ["indices", "float64"]),
+    ("global_max_pool2d_backward", dict(dy=_z(1, 2), indices=np.zeros((1, 3), int),
+                                        input_shape=(1, 2, 6, 6)), ValueError, ["indices", "(1, 3)"]),
+    ("global_max_pool2d_backward", dict(dy=_z(1, 2), indices=np.zeros((1, 2), int),
+                                        input_shape=(1, 2, 6)), ValueError, ["input_shape", "(1, 2, 6)"]),
+    ("global_max_pool2d_backward", dict(dy=np.full((1, 2), "a"), indices=np.zeros((1, 2), int),
+                                        input_shape=(1, 2, 6, 6)), TypeError, ["dy"]),
+]
+
 
 def _bad_id(number, case):
     fn, kwargs, exc, subs = case

@@ -263,3 +263,122 @@ def shape4(value, name):
             raise ValueError(f"{name} must hold non-negative ints, got {_describe(value)}")
         out.append(int(item))
     return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# grouped and transposed convolution, upsampling, zero padding
+# ----------------------------------------------------------------------------------------------
+
+def positive_int(value, name):
+    """An int >= 1 (and < 2**31): TypeError for non-ints, ValueError for the rest."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {_describe(value)}")
+    if not 1 <= value <= _INT_MAX:
+        raise ValueError(f"{name} must be a positive int below 2**31, got {_describe(value)}")
+    return int(value)
+
+
+def conv_groups(groups, x_channels, w_shape, x_shape):
+    """Validate ``groups`` for a convolution of x (shape ``x_shape``, ``x_channels`` channels)
+    by w (K, C/groups, R, S) of ``w_shape``: groups divides C and K; returns groups."""
+    groups = positive_int(groups, "groups")
+    if x_channels % groups:
+        raise ValueError(f"groups must divide the {x_channels} channels of x, got groups="
+                         f"{groups} (x shape {tuple(x_shape)})")
+    if w_shape[1] * groups != x_channels:
+        raise ValueError(f"w must be (K, C/groups, R, S) with {x_channels // groups} input "
+                         f"channels per group for x of shape {tuple(x_shape)} and groups="
+                         f"{groups}, got w of shape {tuple(w_shape)}")
+    if w_shape[0] % groups:
+        raise ValueError(f"groups must divide the {w_shape[0]} filters of w, got groups="
+                         f"{groups} (w shape {tuple(w_shape)})")
+    return groups
+
+
+def conv_transpose_groups(groups, x_shape, w_shape):
+    """Validate x (N, C_in, H, W), w (C_in, K/groups, R, S) and ``groups`` (which must divide
+    C_in) for a transposed convolution; returns groups."""
+    if w_shape[0] != x_shape[1]:
+        raise ValueError(f"w must be (C_in, K/groups, R, S) with C_in = {x_shape[1]} (the "
+                         f"channels of x, shape {tuple(x_shape)}), got w of shape "
+                         f"{tuple(w_shape)}")
+    groups = positive_int(groups, "groups")
+    if x_shape[1] % groups:
+        raise ValueError(f"groups must divide the {x_shape[1]} channels of x, got groups="
+                         f"{groups} (x shape {tuple(x_shape)})")
+    return groups
+
+
+def conv_transpose_padding(padding, output_padding, in_hw, kernel_hw, stride, dilation):
+    """Normalise transposed-convolution geometry.
+
+    The transposed convolution is the adjoint (the input gradient) of a convolution with the
+    same kernel, stride and dilation whose input is the transposed convolution's output and
+    whose padding is ``padding``. Returns (stride_hw, dilation_hw, pads, out_hw) where pads are
+    that convolution's ((top, bottom), (left, right)) and per axis::
+
+        out = (in - 1) * stride - pad_top - pad_bottom + dilation * (k - 1) + output_padding + 1
+
+    ``padding``: int or pair (both sides), ``'valid'`` (0) or ``'same'`` (TensorFlow's
+    ``conv2d_transpose``: out = in * stride; the odd pixel of padding goes bottom/right, and a
+    kernel span below the stride leaves ``stride - span`` zero rows at the bottom, as
+    output_padding). ``output_padding`` (int or pair, >= 0, smaller than the stride or the
+    dilation, as PyTorch) adds rows/columns at the bottom/right; only with int/pair padding.
+    """
+    if min(kernel_hw) < 1:
+        raise ValueError(f"w must have a kernel (R, S) of at least 1x1, got {tuple(kernel_hw)}")
+    stride_hw = positive_pair(stride, "stride")
+    dilation_hw = positive_pair(dilation, "dilation")
+    extra = pair(output_padding, "output_padding")
+    for e, s, d in zip(extra, stride_hw, dilation_hw):
+        if e < 0 or (e >= s and e >= d):
+            raise ValueError(f"output_padding must be >= 0 and smaller than the stride or the "
+                             f"dilation, got {_describe(output_padding)} with stride "
+                             f"{_describe(stride)} and dilation {_describe(dilation)}")
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel_hw, dilation_hw)]
+    if isinstance(padding, str) and padding.lower() == "same":
+        if any(extra):
+            raise ValueError(f"output_padding must be 0 with padding='same', got "
+                             f"{_describe(output_padding)}")
+        pads, extra = [], list(extra)
+        for axis, (span, s) in enumerate(zip(spans, stride_hw)):
+            total = span - s
+            pads.append((max(total, 0) // 2, max(total, 0) - max(total, 0) // 2))
+            extra[axis] = max(-total, 0)
+        pads = tuple(pads)
+    else:
+        pads = _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, "padding")
+    out_hw = []
+    for axis, (i, s, span, (lo, hi), e) in enumerate(zip(in_hw, stride_hw, spans, pads, extra)):
+        out = (i - 1) * s + span - lo - hi + e
+        if out < 1 and i > 0:
+            dim = "height" if axis == 0 else "width"
+            raise ValueError(f"padding {_describe(padding)} leaves no output {dim}: "
+                             f"(in {i} - 1) * stride {s} + kernel span {span} - padding "
+                             f"{lo}+{hi} + output_padding {e} = {out}")
+        out_hw.append(max(out, 0))
+    if max(out_hw) > _INT_MAX:
+        raise ValueError(f"conv_transpose2d output {tuple(out_hw)} is too large (< 2**31)")
+    return stride_hw, dilation_hw, pads, tuple(out_hw)
+
+
+def pad4(value, name):
+    """((top, bottom), (left, right)) from an int, a pair (h, w) or a pair of pairs; >= 0."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            isinstance(v, (list, tuple)) for v in value):
+        pads = (pair(value[0], name), pair(value[1], name))
+    else:
+        ph, pw = pair(value, name)
+        pads = ((ph, ph), (pw, pw))
+    flat = pads[0] + pads[1]
+    if min(flat) < 0:
+        raise ValueError(f"{name} must be >= 0, got {_describe(value)}")
+    if max(flat) > _INT_MAX:
+        raise ValueError(f"{name} must be < 2**31, got {_describe(value)}")
+    return pads
+
+
+def interpolation_mode(value):
+    if not isinstance(value, str) or value.lower() not in ("nearest", "bilinear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {_describe(value)}")
+    return value.lower()

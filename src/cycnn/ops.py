@@ -17,27 +17,29 @@ import numpy as np
 
 from . import _args
 from ._kernels import conv as _conv
+from ._kernels import depthwise as _depthwise
 from ._kernels import pool as _pool
 from ._threads import threads_for
 
 __all__ = [
     "conv2d", "conv2d_backward",
+    "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_backward",
     "matmul",
+    "upsample2d", "upsample2d_backward",
+    "zero_pad2d", "zero_pad2d_backward",
+    "global_max_pool2d", "global_max_pool2d_backward",
 ]
 
 _INT_MAX = _args._INT_MAX
 
 
-def _conv_setup(x, w, stride, padding, dilation):
-    """Validated geometry for a convolution of x (N, C, H, W) with w (K, C, R, S)."""
+def _conv_setup(x, w, stride, padding, dilation, groups=1):
+    """Validated geometry for a convolution of x (N, C, H, W) with w (K, C/groups, R, S)."""
     _args.check_ndim(x, "x", 4, "(N, C, H, W)")
     _args.check_ndim(w, "w", 4, "(K, C, R, S)")
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"w has {w.shape[1]} input channels but x has {x.shape[1]} "
-            f"(x shape {x.shape}, w shape {w.shape})")
+    _args.conv_groups(groups, x.shape[1], w.shape, x.shape)
     stride_hw, dilation_hw, pads, out_hw = _args.conv_padding(
         padding, x.shape[2:], w.shape[2:], stride, dilation)
     crs = w.shape[1] * w.shape[2] * w.shape[3]
@@ -58,51 +60,102 @@ def _check_conv_alloc(x, w, out_hw, n_threads, extra_bytes, what):
                                              f"(output {out_hw[0]}x{out_hw[1]})")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in PyTorch and TensorFlow).
 
+    ``groups`` splits the C input channels and the K filters into that many groups, group g's
+    filters seeing only group g's channels (PyTorch's meaning): w is (K, C/groups, R, S);
+    ``groups=C`` is the depthwise convolution (K = C * depth multiplier), which runs on its own
+    direct kernel (cycnn._kernels.depthwise); other groups run the GEMM kernel once per group.
+
     Shape:
-        x (N, C, H, W), w (K, C, R, S), b (K,) or None -> y (N, K, Ho, Wo) with
+        x (N, C, H, W), w (K, C/groups, R, S), b (K,) or None -> y (N, K, Ho, Wo) with
         Ho = floor((H + pad_top + pad_bottom - dilation*(R-1) - 1) / stride) + 1 (Wo alike).
     """
     dtype, (x, w, b) = _args.float_arrays((x, "x"), (w, "w"), (b, "b"))
-    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
+    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation, groups)
     n, k = x.shape[0], w.shape[0]
     if b is not None and b.shape != (k,):
         raise ValueError(f"b must have shape ({k},) to match the {k} filters of w, "
                          f"got shape {b.shape}")
     # images in parallel, or (fewer images than threads) bands of output rows of each image
-    n_threads = threads_for(work, max(n, ho))
-    _check_conv_alloc(x, w, (ho, wo), n_threads, n * k * ho * wo * x.itemsize, "conv2d")
-    y = np.empty((n, k, ho, wo), dtype=dtype)
+    n_threads = threads_for(work // groups, max(n, ho))
+    out_bytes = n * k * ho * wo * x.itemsize
     bias = b if b is not None else np.zeros(0, dtype=dtype)
-    _conv.conv2d_forward(x, w, bias, b is not None, y, *geometry, n_threads)
-    return y
+    if groups > 1 and w.shape[1] == 1:
+        _args.check_alloc(out_bytes, f"conv2d of x {x.shape} with w {w.shape}")
+        y = np.empty((n, k, ho, wo), dtype=dtype)
+        _depthwise.forward(x, w, bias, b is not None, y, *geometry,
+                           threads_for(work, n * k))
+        return y
+    _check_conv_alloc(x, w, (ho, wo), n_threads, out_bytes * (1 if groups == 1 else 2), "conv2d")
+    if groups == 1:
+        y = np.empty((n, k, ho, wo), dtype=dtype)
+        _conv.conv2d_forward(x, w, bias, b is not None, y, *geometry, n_threads)
+        return y
+    xg, kg = _group_split(x, groups), k // groups
+    yg = np.empty((groups, n, kg, ho, wo), dtype=dtype)
+    for g in range(groups):
+        part = slice(g * kg, (g + 1) * kg)
+        _conv.conv2d_forward(xg[g], w[part], bias[part] if b is not None else bias,
+                             b is not None, yg[g], *geometry, n_threads)
+    return _group_merge(yg)
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True, groups=1):
     """Gradients of :func:`conv2d` with respect to x, w and b.
 
     ``compute_dx=False`` skips dx (returned as None), e.g. for a network's first layer, whose
     input gradient nothing needs.
 
     Shape:
-        dy (N, K, Ho, Wo), x (N, C, H, W), w (K, C, R, S) ->
-        dx (N, C, H, W), dw (K, C, R, S), db (K,) (dy summed over N, Ho, Wo).
+        dy (N, K, Ho, Wo), x (N, C, H, W), w (K, C/groups, R, S) ->
+        dx (N, C, H, W), dw (K, C/groups, R, S), db (K,) (dy summed over N, Ho, Wo).
     """
     dtype, (dy, x, w) = _args.float_arrays((dy, "dy"), (x, "x"), (w, "w"))
-    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation)
+    geometry, (ho, wo), work = _conv_setup(x, w, stride, padding, dilation, groups)
     _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
     _args.check_shape(dy, "dy", (x.shape[0], w.shape[0], ho, wo), "conv2d's output for x and w")
     # (the thread count does not depend on compute_dx: dw is then the same bits either way)
-    n_threads = threads_for(2 * work, x.shape[0])
-    _check_conv_alloc(x, w, (ho, wo), n_threads, (x.size + (n_threads + 1) * w.size) * x.itemsize,
-                      "conv2d_backward")
-    dx = np.empty(x.shape, dtype=dtype) if compute_dx else None
+    n_threads = threads_for(2 * work // groups, x.shape[0])
+    grad_bytes = (x.size + (n_threads + 1) * w.size) * x.itemsize
     dw = np.empty(w.shape, dtype=dtype)
     db = np.empty(w.shape[0], dtype=dtype)
-    _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, n_threads)
-    return dx, dw, db
+    if groups > 1 and w.shape[1] == 1:
+        n_planes = min(x.shape[0] * x.shape[1], w.shape[0])  # dx per plane, dw per filter
+        _args.check_alloc(grad_bytes, f"conv2d_backward of x {x.shape} with w {w.shape}")
+        dx = np.empty(x.shape, dtype=dtype)   # (the depthwise kernel always computes it)
+        _depthwise.backward(dy, x, w, dx, dw, db, *geometry,
+                            threads_for(2 * work, n_planes))
+        return (dx if compute_dx else None), dw, db
+    if groups == 1:
+        _check_conv_alloc(x, w, (ho, wo), n_threads, grad_bytes, "conv2d_backward")
+        dx = np.empty(x.shape, dtype=dtype) if compute_dx else None
+        _conv.conv2d_backward(dy, x, w, dx, dw, db, *geometry, n_threads)
+        return dx, dw, db
+    _check_conv_alloc(x, w, (ho, wo), n_threads, grad_bytes + (x.size + dy.size) * x.itemsize,
+                      "conv2d_backward")
+    xg, dyg, kg = _group_split(x, groups), _group_split(dy, groups), w.shape[0] // groups
+    dxg = np.empty(xg.shape, dtype=dtype) if compute_dx else None
+    for g in range(groups):
+        part = slice(g * kg, (g + 1) * kg)
+        _conv.conv2d_backward(dyg[g], xg[g], w[part], None if dxg is None else dxg[g], dw[part],
+                              db[part], *geometry, n_threads)
+    return (None if dxg is None else _group_merge(dxg)), dw, db
+
+
+def _group_split(a, groups):
+    """(N, G*Cg, H, W) -> C-contiguous (G, N, Cg, H, W): each group's channels in one block."""
+    n, c = a.shape[:2]
+    return np.ascontiguousarray(
+        a.reshape((n, groups, c // groups) + a.shape[2:]).transpose(1, 0, 2, 3, 4))
+
+
+def _group_merge(parts):
+    """Inverse of :func:`_group_split`: (G, N, Cg, H, W) -> (N, G*Cg, H, W)."""
+    g, n, cg = parts.shape[:3]
+    return np.ascontiguousarray(parts.transpose(1, 0, 2, 3, 4)).reshape((n, g * cg)
+                                                                        + parts.shape[3:])
 
 
 def _check_dx_alloc(input_shape, dtype, what):
@@ -228,3 +281,241 @@ def matmul(a, b):
     n_threads = threads_for(a.shape[0] * a.shape[1] * b.shape[1], (b.shape[1] + 63) // 64)
     _conv.gemm(a, b, c, 1.0, 0.0, n_threads)
     return c
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed convolution
+# ----------------------------------------------------------------------------------------------
+
+def _conv_transpose_setup(x, w, stride, padding, output_padding, dilation, groups):
+    """Validated geometry of a transposed convolution of x (N, C_in, H, W) with
+    w (C_in, K/groups, R, S): (geometry of the adjoint convolution, out_hw, work)."""
+    _args.check_ndim(x, "x", 4, "(N, C_in, H, W)")
+    _args.check_ndim(w, "w", 4, "(C_in, K/groups, R, S)")
+    groups = _args.conv_transpose_groups(groups, x.shape, w.shape)
+    stride_hw, dilation_hw, pads, out_hw = _args.conv_transpose_padding(
+        padding, output_padding, x.shape[2:], w.shape[2:], stride, dilation)
+    rs = w.shape[2] * w.shape[3]
+    if w.shape[1] * rs * x.shape[2] * x.shape[3] > _INT_MAX or max(x.shape + w.shape) > _INT_MAX:
+        raise ValueError(f"conv_transpose2d of x {x.shape} with w {w.shape} is too large for "
+                         f"one image (K/groups*R*S*H*W must stay below 2**31)")
+    geometry = (stride_hw[0], stride_hw[1], pads[0][0], pads[1][0], dilation_hw[0], dilation_hw[1])
+    work = x.shape[0] * x.shape[1] * w.shape[1] * rs * x.shape[2] * x.shape[3]
+    return geometry, out_hw, work, groups
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    """2-D transposed convolution (PyTorch's ``conv_transpose2d``, TensorFlow's
+    ``conv2d_transpose``): the input gradient of :func:`conv2d` with the same w, stride,
+    padding and dilation, run on the convolution backward kernel (one GEMM and a col2im per
+    image, no weight gradient).
+
+    ``padding`` is an int or a pair (rows/columns cropped from both sides of the full output),
+    ``'valid'`` (0) or ``'same'`` (output = input * stride, as TensorFlow); ``output_padding``
+    (smaller than the stride or the dilation) adds rows/columns at the bottom/right.
+
+    Shape:
+        x (N, C_in, H, W), w (C_in, K/groups, R, S), b (K,) or None -> y (N, K, Ho, Wo) with
+        Ho = (H - 1) * stride - pad_top - pad_bottom + dilation * (R - 1) + output_padding + 1
+        (Wo alike; 'same': Ho = H * stride).
+    """
+    dtype, (x, w, b) = _args.float_arrays((x, "x"), (w, "w"), (b, "b"))
+    geometry, (ho, wo), work, groups = _conv_transpose_setup(x, w, stride, padding,
+                                                             output_padding, dilation, groups)
+    n, cg, kg = x.shape[0], x.shape[1] // groups, w.shape[1]
+    k = kg * groups
+    if b is not None and b.shape != (k,):
+        raise ValueError(f"b must have shape ({k},) to match the {k} output channels of w, "
+                         f"got shape {b.shape}")
+    threads = threads_for(work // groups, x.shape[0])
+    _check_conv_alloc(x, w, x.shape[2:], threads, n * k * ho * wo * x.itemsize * 2,
+                      "conv_transpose2d")
+    xg = x[None] if groups == 1 else _group_split(x, groups)
+    yg = np.empty((groups, n, kg, ho, wo), dtype=dtype)
+    for g in range(groups):
+        wg = w[g * cg:(g + 1) * cg]
+        # y is the dx of conv2d(y, wg) for dy = x: only the dx half of the backward kernel
+        _conv.conv2d_backward(xg[g], yg[g], wg, yg[g], np.empty((1, 1, 1, 1), dtype),
+                              np.empty(1, dtype), *geometry, threads, need_dw=False)
+    y = yg[0] if groups == 1 else _group_merge(yg)
+    if b is not None:
+        y += b[:, None, None]
+    return y
+
+
+def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, dilation=1,
+                              groups=1):
+    """Gradients of :func:`conv_transpose2d` with respect to x, w and b: dx is a convolution of
+    dy with w (the forward conv2d kernel), dw the weight-gradient half of the conv2d backward
+    kernel with the roles of x and dy swapped, db the sum of dy over N, Ho, Wo.
+
+    Shape:
+        dy (N, K, Ho, Wo), x (N, C_in, H, W), w (C_in, K/groups, R, S) ->
+        dx (N, C_in, H, W), dw (C_in, K/groups, R, S), db (K,).
+    """
+    dtype, (dy, x, w) = _args.float_arrays((dy, "dy"), (x, "x"), (w, "w"))
+    geometry, (ho, wo), work, groups = _conv_transpose_setup(x, w, stride, padding,
+                                                             output_padding, dilation, groups)
+    _args.check_ndim(dy, "dy", 4, "(N, K, Ho, Wo)")
+    n, cg, kg = x.shape[0], x.shape[1] // groups, w.shape[1]
+    _args.check_shape(dy, "dy", (n, kg * groups, ho, wo), "conv_transpose2d's output for x and w")
+    threads = threads_for(work // groups, x.shape[0])
+    _check_conv_alloc(x, w, x.shape[2:], threads,
+                      (2 * x.size + dy.size + (threads + 1) * w.size) * x.itemsize,
+                      "conv_transpose2d_backward")
+    xg = x[None] if groups == 1 else _group_split(x, groups)
+    dyg = dy[None] if groups == 1 else _group_split(dy, groups)
+    dxg = np.empty(xg.shape, dtype=dtype)
+    dw = np.empty(w.shape, dtype=dtype)
+    for g in range(groups):
+        part = slice(g * cg, (g + 1) * cg)
+        # x = conv2d(dy, w) is the adjoint's forward; dw = conv2d's dw with x as its dy
+        _conv.conv2d_forward(dyg[g], w[part], np.zeros(0, dtype), False, dxg[g], *geometry,
+                             threads)
+        _conv.conv2d_backward(xg[g], dyg[g], w[part], None, dw[part], np.empty(cg, dtype),
+                              *geometry, threads)
+    dx = dxg[0] if groups == 1 else _group_merge(dxg)
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
+# ----------------------------------------------------------------------------------------------
+# upsampling, zero padding, global max pooling
+# ----------------------------------------------------------------------------------------------
+
+def _bilinear_matrix(n_in, scale, dtype):
+    """(n_in * scale, n_in) interpolation weights along one axis: output i samples input
+    coordinate (i + 0.5) / scale - 0.5 (half-pixel centres, clamped at 0; PyTorch's
+    align_corners=False and TensorFlow's resize)."""
+    n_out = n_in * scale
+    src = np.maximum((np.arange(n_out) + 0.5) / scale - 0.5, 0.0)
+    lo = np.minimum(src.astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    m = np.zeros((n_out, n_in), dtype=dtype)
+    np.add.at(m, (np.arange(n_out), lo), 1.0 - frac)
+    np.add.at(m, (np.arange(n_out), hi), frac)
+    return m
+
+
+def _separable(x, mh, mw):
+    """mh @ x[n, c] @ mw.T for every plane, on cycnn's GEMM: (N, C, H, W) -> (N, C, Ho, Wo)."""
+    n, c, h, w = x.shape
+    t = matmul(x.reshape(n * c * h, w), mw.T).reshape(n * c, h, -1)        # (NC, H, Wo)
+    t = np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(h, -1)           # (H, NC*Wo)
+    out = matmul(mh, t).reshape(mh.shape[0], n, c, -1)                      # (Ho, N, C, Wo)
+    return np.ascontiguousarray(out.transpose(1, 2, 0, 3))
+
+
+def upsample2d(x, size, interpolation="nearest"):
+    """Upsample the two spatial axes by the integer factors ``size`` (int or (sh, sw)).
+
+    ``'nearest'`` repeats every pixel sh x sw times; ``'bilinear'`` interpolates with
+    half-pixel centres (PyTorch ``align_corners=False``, Keras ``UpSampling2D``), the border
+    pixels clamped.
+
+    Shape:
+        x (N, C, H, W) -> y (N, C, H * sh, W * sw).
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    sh, sw = _args.positive_pair(size, "size")
+    mode = _args.interpolation_mode(interpolation)
+    n, c, h, w = x.shape
+    if max(h * sh, w * sw) > _INT_MAX:
+        raise ValueError(f"upsample2d output {h * sh}x{w * sw} is too large (< 2**31)")
+    _args.check_alloc(n * c * h * sh * w * sw * x.itemsize * (2 if mode == "bilinear" else 1),
+                      f"upsample2d of x {x.shape} by {(sh, sw)}")
+    if mode == "bilinear":
+        if x.size == 0:
+            return np.zeros((n, c, h * sh, w * sw), dtype=dtype)
+        return _separable(x, _bilinear_matrix(h, sh, dtype), _bilinear_matrix(w, sw, dtype))
+    y = np.empty((n, c, h, sh, w, sw), dtype=dtype)
+    y[...] = x[:, :, :, None, :, None]
+    return y.reshape(n, c, h * sh, w * sw)
+
+
+def upsample2d_backward(dy, size, interpolation="nearest"):
+    """Gradient of :func:`upsample2d`: each input pixel receives the sum of the output pixels
+    it fed, weighted by its interpolation weights.
+
+    Shape:
+        dy (N, C, H * sh, W * sw) -> dx (N, C, H, W).
+    """
+    dtype, (dy,) = _args.float_arrays((dy, "dy"))
+    _args.check_ndim(dy, "dy", 4, "(N, C, H*sh, W*sw)")
+    sh, sw = _args.positive_pair(size, "size")
+    mode = _args.interpolation_mode(interpolation)
+    n, c, ho, wo = dy.shape
+    if ho % sh or wo % sw:
+        raise ValueError(f"dy must have a height and width that are multiples of size "
+                         f"{(sh, sw)}, got shape {dy.shape}")
+    h, w = ho // sh, wo // sw
+    if mode == "bilinear":
+        if dy.size == 0:
+            return np.zeros((n, c, h, w), dtype=dtype)
+        return _separable(dy, _bilinear_matrix(h, sh, dtype).T, _bilinear_matrix(w, sw, dtype).T)
+    return dy.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5), dtype=dtype)
+
+
+def zero_pad2d(x, padding):
+    """Pad the two spatial axes with zeros: ``padding`` is an int, a pair (ph, pw) for both
+    sides, or ((top, bottom), (left, right)) (Keras ``ZeroPadding2D``).
+
+    Shape:
+        x (N, C, H, W) -> y (N, C, top + H + bottom, left + W + right).
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    (top, bottom), (left, right) = _args.pad4(padding, "padding")
+    n, c, h, w = x.shape
+    ho, wo = top + h + bottom, left + w + right
+    if max(ho, wo) > _INT_MAX:
+        raise ValueError(f"zero_pad2d output {ho}x{wo} is too large (< 2**31)")
+    _args.check_alloc(n * c * ho * wo * x.itemsize, f"zero_pad2d of x {x.shape} by {padding!r}")
+    y = np.zeros((n, c, ho, wo), dtype=dtype)
+    y[:, :, top:top + h, left:left + w] = x
+    return y
+
+
+def zero_pad2d_backward(dy, padding):
+    """Gradient of :func:`zero_pad2d`: dy with the padding cropped off.
+
+    Shape:
+        dy (N, C, Ho, Wo) -> dx (N, C, Ho - top - bottom, Wo - left - right).
+    """
+    dtype, (dy,) = _args.float_arrays((dy, "dy"))
+    _args.check_ndim(dy, "dy", 4, "(N, C, Ho, Wo)")
+    (top, bottom), (left, right) = _args.pad4(padding, "padding")
+    n, c, ho, wo = dy.shape
+    if top + bottom > ho or left + right > wo:
+        raise ValueError(f"padding {padding!r} is larger than dy of shape {dy.shape}")
+    return np.ascontiguousarray(dy[:, :, top:ho - bottom, left:wo - right])
+
+
+def global_max_pool2d(x):
+    """Maximum over the whole H x W plane of every channel, with the index of the element
+    chosen (the rules of :func:`max_pool2d`: first maximum wins ties, NaN propagates).
+
+    Shape:
+        x (N, C, H, W) -> y, indices (N, C); indices hold h * W + w.
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    _args.check_ndim(x, "x", 4, "(N, C, H, W)")
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"x must have images of at least 1x1 pixels, got shape {x.shape}")
+    y, indices = max_pool2d(x, x.shape[2:])
+    return y.reshape(x.shape[:2]), indices.reshape(x.shape[:2])
+
+
+def global_max_pool2d_backward(dy, indices, input_shape):
+    """Gradient of :func:`global_max_pool2d`: each dy[n, c] goes to the chosen element.
+
+    Shape:
+        dy, indices (N, C); input_shape (N, C, H, W) -> dx (N, C, H, W).
+    """
+    dtype, (dy,) = _args.float_arrays((dy, "dy"))
+    _args.check_ndim(dy, "dy", 2, "(N, C)")
+    idx = np.asarray(indices)
+    _args.check_ndim(idx, "indices", 2, "(N, C)")
+    _args.check_shape(idx, "indices", dy.shape, "the shape of dy")
+    return max_pool2d_backward(dy[:, :, None, None], idx[:, :, None, None], input_shape)

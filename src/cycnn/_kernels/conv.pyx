@@ -234,10 +234,12 @@ cdef _conv2d_forward_split(const floating[:, :, :, ::1] x, const floating[:, :, 
 def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
                     const floating[:, :, :, ::1] w, floating[:, :, :, ::1] dx,
                     floating[:, :, :, ::1] dw, floating[::1] db,
-                    int sh, int sw, int pt, int pl, int dh, int dw_, int n_threads):
+                    int sh, int sw, int pt, int pl, int dh, int dw_, int n_threads,
+                    bint need_dw=True):
     """Gradients of conv2d. dy (N,K,Ho,Wo), x (N,C,H,W), w (K,C,R,S) IN;
     dx (N,C,H,W), dw (K,C,R,S), db (K,) OUT (fully written). dx None: dw and db only (the
-    w^T.dy GEMM and col2im are skipped)."""
+    w^T.dy GEMM and col2im are skipped). need_dw False: dx only (dw and db are not written,
+    x is not read: the transposed convolution's forward pass)."""
     cdef bint compute_dx = dx is not None
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
@@ -249,8 +251,8 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef int nt = max(1, n_threads)
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] cols = _scratch("cols", (nt, 1 if direct else max(CRS * L, 1)), dtype)
-    dw_arr = _scratch("dw-partial", (nt, max(K * CRS, 1)), dtype)
-    db_arr = _scratch("db-partial", (nt, max(K, 1)), dtype)
+    dw_arr = _scratch("dw-partial", (nt, max(K * CRS, 1) if need_dw else 1), dtype)
+    db_arr = _scratch("db-partial", (nt, max(K, 1) if need_dw else 1), dtype)
     dw_arr[...] = 0
     db_arr[...] = 0
     cdef floating[:, ::1] dw_t = dw_arr
@@ -270,20 +272,23 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                 cycnn_note_team(REGION_BACKWARD)
             for n in prange(N, schedule='static'):
                 dyn = &dy[n, 0, 0, 0]
-                if direct:
+                if not need_dw:
+                    coln = NULL
+                elif direct:
                     coln = &x[n, 0, 0, 0]
                 else:
                     _im2col(&x[n, 0, 0, 0], C, H, W, R, S, sh, sw, pt, pl, dh, dw_, Ho, Wo,
                             &cols[tid, 0])
                     coln = &cols[tid, 0]
                 # dw_t[tid] (K x CRS) += dy[n] (K x L) . col^T (L x CRS)
-                _gemm(K, <int>CRS, <int>L, <floating>1, dyn, L, 1, coln, 1, L,
-                      <floating>1, &dw_t[tid, 0], CRS, ws.get(tid))
-                for k in range(K):
-                    acc = 0
-                    for l in range(L):
-                        acc = acc + dyn[k * L + l]
-                    db_t[tid, k] += acc
+                if need_dw:
+                    _gemm(K, <int>CRS, <int>L, <floating>1, dyn, L, 1, coln, 1, L,
+                          <floating>1, &dw_t[tid, 0], CRS, ws.get(tid))
+                    for k in range(K):
+                        acc = 0
+                        for l in range(L):
+                            acc = acc + dyn[k * L + l]
+                        db_t[tid, k] += acc
                 # dcol (CRS x L) = w^T (CRS x K) . dy[n] (K x L), then scattered back to dx[n]
                 if not compute_dx:
                     pass
@@ -299,6 +304,8 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                     _col2im(&cols[tid, 0], C, H, W, R, S, sh, sw, pt, pl, dh, dw_, Ho, Wo, dxn)
 
     # Deterministic reduction of the per-thread partial sums, in thread order.
+    if not need_dw:
+        return
     cdef floating *dwp = &dw[0, 0, 0, 0] if K * CRS > 0 else NULL
     with nogil:
         for i in range(K * CRS):

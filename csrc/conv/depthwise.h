@@ -1,0 +1,62 @@
+/* depthwise.h -- depthwise 2-D convolution kernels for one plane (float and double).
+ *
+ * Depthwise convolution is the grouped convolution with one input channel per group
+ * (groups == C): output channel k reads only input channel c = k / M, M = K / C filters per
+ * channel (the depth multiplier). Each function works on ONE plane: a row-major H x W input
+ * plane (x or dx), a row-major Ho x Wo output plane (y or dy) and one R x S filter (w or dw).
+ * Callers loop (or parallelise) over planes. The functions are single-threaded, never
+ * allocate, and touch nothing outside the planes they are given.
+ * Both types are built from one body: depthwise_impl.h, instantiated by depthwise.c.
+ *
+ * Geometry (struct cycnn_dwconv_geom, all fields IN)
+ *   H, W      input plane size (>= 1);  Ho, Wo  output plane size (>= 1), computed by the
+ *             caller, which thereby fixes the bottom/right padding
+ *   R, S      filter size (>= 1);  sh, sw  stride (>= 1);  dh, dw  dilation (>= 1)
+ *   pt, pl    implicit zero padding before row 0 / column 0 (>= 0)
+ *
+ *   Output (oh, ow), filter tap (r, s) reads input row    ih = oh*sh + r*dh - pt
+ *                                          and column      iw = ow*sw + s*dw - pl;
+ *   taps outside [0, H) x [0, W) read zero and are never dereferenced.
+ *
+ * Forward        cycnn_dwconv_fwd_{f32,f64}(g, x, w, bias, y)
+ *   IN x[H*W], w[R*S], bias (a scalar); OUT y[Ho*Wo] (fully written):
+ *   y[oh, ow] = bias + sum_{r, s} w[r, s] * x[ih, iw].
+ * Backward data  cycnn_dwconv_bwd_data_{f32,f64}(g, dy, w, dx)
+ *   IN dy[Ho*Wo], w[R*S]; IN/OUT dx[H*W]: dx[ih, iw] += w[r, s] * dy[oh, ow] for every tap
+ *   (the caller zeroes dx first, then accumulates one call per filter reading that channel).
+ * Backward filter cycnn_dwconv_bwd_filter_{f32,f64}(g, dy, x, dw)
+ *   IN dy[Ho*Wo], x[H*W]; IN/OUT dw[R*S]: dw[r, s] += sum_{oh, ow} dy[oh, ow] * x[ih, iw]
+ *   (the caller zeroes dw and accumulates over the images, in image order).
+ *
+ * No argument is checked: the caller guarantees the sizes above.
+ */
+#ifndef CYCNN_DEPTHWISE_H
+#define CYCNN_DEPTHWISE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cycnn_dwconv_geom {
+    int H, W, Ho, Wo;
+    int R, S, sh, sw, dh, dw, pt, pl;
+} cycnn_dwconv_geom;
+
+void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
+                          float bias, float *y);
+void cycnn_dwconv_fwd_f64(const cycnn_dwconv_geom *g, const double *x, const double *w,
+                          double bias, double *y);
+void cycnn_dwconv_bwd_data_f32(const cycnn_dwconv_geom *g, const float *dy, const float *w,
+                               float *dx);
+void cycnn_dwconv_bwd_data_f64(const cycnn_dwconv_geom *g, const double *dy, const double *w,
+                               double *dx);
+void cycnn_dwconv_bwd_filter_f32(const cycnn_dwconv_geom *g, const float *dy, const float *x,
+                                 float *dw);
+void cycnn_dwconv_bwd_filter_f64(const cycnn_dwconv_geom *g, const double *dy, const double *x,
+                                 double *dw);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CYCNN_DEPTHWISE_H */
