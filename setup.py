@@ -142,6 +142,7 @@ extensions = [
                                    if "depthwise" not in f]),
     extension("depthwise", "depthwise.pyx", c_sources("conv/depthwise*.c")),
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
+    extension("infer", "infer.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c", "pool/*.c")),
     extension("optim", "optim.pyx", []),
     extension("_openmp", "_openmp.pyx", []),
 ]

@@ -109,7 +109,33 @@ static int balanced_block(int n, int max, int mult)
     return b < max ? b : max;
 }
 
+/* Bias and activation on an m x n tile of C whose first element is C[row, col]. Plain loops
+ * over rows that the compiler vectorises at baseline flags. The activation keeps NaN (x < 0 is
+ * false for NaN), as np.maximum(x, 0) does. */
+static void s_epilogue(const cycnn_epilogue *ep, float *c, ptrdiff_t ldc, int m, int n,
+                       int row, int col)
+{
+    int i, j;
+    for (i = 0; i < m; i++) {
+        float *restrict ci = c + (ptrdiff_t)i * ldc;
+        if (ep->bias != NULL && ep->bias_mode == CYCNN_BIAS_ROWS) {
+            const float b = ep->bias[row + i];
+            for (j = 0; j < n; j++) ci[j] += b;
+        } else if (ep->bias != NULL && ep->bias_mode == CYCNN_BIAS_COLS) {
+            const float *restrict b = ep->bias + col;
+            for (j = 0; j < n; j++) ci[j] += b[j];
+        }
+        if (ep->act == CYCNN_ACT_RELU) {
+            for (j = 0; j < n; j++) ci[j] = ci[j] < 0.0f ? 0.0f : ci[j];
+        } else if (ep->act == CYCNN_ACT_LEAKY_RELU) {
+            const float slope = ep->slope;
+            for (j = 0; j < n; j++) ci[j] = ci[j] < 0.0f ? slope * ci[j] : ci[j];
+        }
+    }
+}
+
 #define T float
+#define EPILOGUE s_epilogue
 #define CONFIG cycnn_sgemm_config
 #define UKFN cycnn_sgemm_ukernel_fn
 #define DRIVER sgemm_driver
@@ -119,7 +145,9 @@ static int balanced_block(int n, int max, int mult)
 #undef UKFN
 #undef DRIVER
 
+#undef EPILOGUE
 #define T double
+#define EPILOGUE(ep, c, ldc, m, n, row, col) ((void)0)   /* double: no pre-packed entry */
 #define CONFIG cycnn_dgemm_config
 #define UKFN cycnn_dgemm_ukernel_fn
 #define DRIVER dgemm_driver
@@ -128,6 +156,7 @@ static int balanced_block(int n, int max, int mult)
 #undef CONFIG
 #undef UKFN
 #undef DRIVER
+#undef EPILOGUE
 
 /* ---- public API ---- */
 
@@ -176,7 +205,8 @@ void cycnn_sgemm(int M, int N, int K, float alpha,
                  const float *B, ptrdiff_t rsb, ptrdiff_t csb,
                  float beta, float *C, ptrdiff_t ldc, void *ws)
 {
-    sgemm_driver(&active_path()->s, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws);
+    sgemm_driver(&active_path()->s, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
+                 NULL, NULL, NULL);
 }
 
 void cycnn_dgemm(int M, int N, int K, double alpha,
@@ -184,7 +214,8 @@ void cycnn_dgemm(int M, int N, int K, double alpha,
                  const double *B, ptrdiff_t rsb, ptrdiff_t csb,
                  double beta, double *C, ptrdiff_t ldc, void *ws)
 {
-    dgemm_driver(&active_path()->d, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws);
+    dgemm_driver(&active_path()->d, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
+                 NULL, NULL, NULL);
 }
 
 static const gemm_path *best_path(void)
@@ -250,4 +281,66 @@ int cycnn_gemm_init(void)
 const char *cycnn_gemm_kernel_name(void)
 {
     return active_path()->name;
+}
+
+const cycnn_sgemm_config *cycnn_sgemm_path_config(const char *name)
+{
+    const gemm_path *p;
+    if (name == NULL || strcmp(name, "auto") == 0)
+        return &active_path()->s;
+    p = find_path(name);
+    return p != NULL && p->supported() ? &p->s : NULL;
+}
+
+
+/* ---- pre-packed operands (inference) ---- */
+
+const void *cycnn_sgemm_path(const char *name)
+{
+    return cycnn_sgemm_path_config(name);
+}
+
+int cycnn_sgemm_path_mr(const void *path) { return ((const cycnn_sgemm_config *)path)->mr; }
+int cycnn_sgemm_path_nr(const void *path) { return ((const cycnn_sgemm_config *)path)->nr; }
+
+size_t cycnn_sgemm_packed_a_size(const void *path, int M, int K)
+{
+    const int mr = cycnn_sgemm_path_mr(path);
+    return (size_t)round_up(M, mr) * (size_t)K;
+}
+
+size_t cycnn_sgemm_packed_b_size(const void *path, int K, int N)
+{
+    const int nr = cycnn_sgemm_path_nr(path);
+    return (size_t)K * (size_t)round_up(N, nr);
+}
+
+void cycnn_sgemm_pack_a(const void *path, int M, int K, const float *A, ptrdiff_t rsa,
+                        ptrdiff_t csa, float *Ap)
+{
+    const cycnn_sgemm_config *cfg = path;
+    if (M > 0 && K > 0)
+        cfg->pack_a(cfg->mr, M, K, A, rsa, csa, Ap);
+}
+
+void cycnn_sgemm_pack_b(const void *path, int K, int N, const float *B, ptrdiff_t rsb,
+                        ptrdiff_t csb, float *Bp)
+{
+    const cycnn_sgemm_config *cfg = path;
+    if (N > 0 && K > 0)
+        cfg->pack_b(cfg->nr, K, N, B, rsb, csb, Bp);
+}
+
+void cycnn_sgemm_apacked(const void *path, int M, int N, int K, const float *Ap,
+                         const float *B, ptrdiff_t rsb, ptrdiff_t csb, float *C, ptrdiff_t ldc,
+                         const cycnn_epilogue *ep, void *ws)
+{
+    sgemm_driver(path, M, N, K, 1.0f, NULL, 0, 0, B, rsb, csb, 0.0f, C, ldc, ws, Ap, NULL, ep);
+}
+
+void cycnn_sgemm_bpacked(const void *path, int M, int N, int K, const float *A, ptrdiff_t rsa,
+                         ptrdiff_t csa, const float *Bp, float *C, ptrdiff_t ldc,
+                         const cycnn_epilogue *ep, void *ws)
+{
+    sgemm_driver(path, M, N, K, 1.0f, A, rsa, csa, NULL, 0, 0, 0.0f, C, ldc, ws, NULL, Bp, ep);
 }

@@ -60,6 +60,53 @@ int cycnn_gemm_supported(const char *name);
 /* The path in use: "generic", "avx2" or "avx512". */
 const char *cycnn_gemm_kernel_name(void);
 
+/* ---- Pre-packed operands and fused epilogue (float; the inference plan uses them) ----
+ *
+ * A weight matrix that multiplies many inputs is packed once into the micro-kernel's panel
+ * layout of one path and reused:
+ *   path = cycnn_sgemm_path(name)   "generic" / "avx2" / "avx512", or "auto" (the path in use);
+ *                                   NULL when unknown or unsupported on this CPU. A packing is
+ *                                   only valid with the path that made it (tile sizes differ).
+ *   A (M x K) -> Ap: cycnn_sgemm_packed_a_size(path, M, K) floats, cycnn_sgemm_pack_a();
+ *                    rows past M are zero; the MR-row panel r sits at Ap + r*MR*K, so a caller
+ *                    may run a range of panels (rows r*MR ..) by offsetting Ap (and the bias).
+ *   B (K x N) -> Bp: cycnn_sgemm_packed_b_size(path, K, N) floats, cycnn_sgemm_pack_b();
+ *                    NR-column panel s at Bp + s*NR*K (column ranges by offsetting Bp).
+ * Then
+ *   cycnn_sgemm_apacked:  C = epi(Ap . B)   (B any strides, e.g. an im2col matrix)
+ *   cycnn_sgemm_bpacked:  C = epi(A . Bp)   (A any strides, e.g. a batch of feature rows)
+ * with C (M x N, row stride ldc) overwritten and epi (ep may be NULL: none) applied to each
+ * element: bias[i] (CYCNN_BIAS_ROWS) or bias[j] (CYCNN_BIAS_COLS) added, then the activation
+ * (CYCNN_ACT_RELU: x < 0 ? 0 : x, NaN kept; CYCNN_ACT_LEAKY_RELU: x < 0 ? slope*x : x).
+ * The epilogue runs on each tile right after its last depth block, while it is in L1.
+ * ws as for cycnn_sgemm; single-threaded; calls with distinct ws/C are thread-safe.
+ */
+enum { CYCNN_BIAS_NONE = 0, CYCNN_BIAS_ROWS = 1, CYCNN_BIAS_COLS = 2 };
+enum { CYCNN_ACT_NONE = 0, CYCNN_ACT_RELU = 1, CYCNN_ACT_LEAKY_RELU = 2 };
+
+typedef struct cycnn_epilogue {
+    const float *bias;   /* NULL: no bias */
+    int bias_mode;       /* CYCNN_BIAS_ROWS or CYCNN_BIAS_COLS */
+    int act;             /* CYCNN_ACT_* */
+    float slope;         /* leaky ReLU slope */
+} cycnn_epilogue;
+
+const void *cycnn_sgemm_path(const char *name);
+int cycnn_sgemm_path_mr(const void *path);
+int cycnn_sgemm_path_nr(const void *path);
+size_t cycnn_sgemm_packed_a_size(const void *path, int M, int K);
+size_t cycnn_sgemm_packed_b_size(const void *path, int K, int N);
+void cycnn_sgemm_pack_a(const void *path, int M, int K, const float *A, ptrdiff_t rsa,
+                        ptrdiff_t csa, float *Ap);
+void cycnn_sgemm_pack_b(const void *path, int K, int N, const float *B, ptrdiff_t rsb,
+                        ptrdiff_t csb, float *Bp);
+void cycnn_sgemm_apacked(const void *path, int M, int N, int K, const float *Ap,
+                         const float *B, ptrdiff_t rsb, ptrdiff_t csb, float *C, ptrdiff_t ldc,
+                         const cycnn_epilogue *ep, void *ws);
+void cycnn_sgemm_bpacked(const void *path, int M, int N, int K, const float *A, ptrdiff_t rsa,
+                         ptrdiff_t csa, const float *Bp, float *C, ptrdiff_t ldc,
+                         const cycnn_epilogue *ep, void *ws);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,15 @@
  * (m < mr or n < nr) are computed into the workspace tile with beta = 0 (using the
  * half-width kernel when n <= nr/2) and merged, so C is never touched outside M x N.
  *
+ * Pre-packed operands (inference): Apre / Bpre, when not NULL, hold the whole of A / B packed
+ * once by pack_a(MR, M, K) / pack_b(NR, K, N): panel r of A at Apre + r*MR*K (k-major, so the
+ * rows pc..pc+kc of a panel start at + pc*MR), panel s of B at Bpre + s*NR*K. The driver then
+ * packs nothing for that operand (A/B pointers and strides are ignored). Any kc blocking reads
+ * such panels, so the layout does not depend on the blocking.
+ * Epilogue: when ep is not NULL, EPILOGUE(ep, c, ldc, m, n, row, col) (defined by the includer)
+ * runs on each finished m x n tile of C at global position (row, col) right after its last
+ * depth block -- bias and activation applied while the tile is in L1.
+ *
  * Workspace (each part 64-byte aligned): Ap [mc x kc] | Bp [kc x nc] | tile [mr x nr],
  * sized from the config's maxima (see cycnn_gemm_workspace_size()).
  */
@@ -34,7 +43,8 @@
 static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
                    const T *A, ptrdiff_t rsa, ptrdiff_t csa,
                    const T *B, ptrdiff_t rsb, ptrdiff_t csb,
-                   T beta, T *C, ptrdiff_t ldc, void *ws)
+                   T beta, T *C, ptrdiff_t ldc, void *ws,
+                   const T *Apre, const T *Bpre, const cycnn_epilogue *ep)
 {
     const int MR = cfg->mr, NR = cfg->nr;
     int jc, pc, ic, jr, ir, i, j;
@@ -51,10 +61,12 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
             else if (beta != (T)1)
                 for (j = 0; j < N; j++) c[j] *= beta;
         }
+        if (ep != NULL)
+            EPILOGUE(ep, C, ldc, M, N, 0, 0);
         return;
     }
 
-    direct_b = csb == 1 && M <= DIRECT_B_MAX_M &&
+    direct_b = Bpre == NULL && csb == 1 && M <= DIRECT_B_MAX_M &&
                (cfg->direct_b_any_stride || ((size_t)rsb * sizeof(T)) % 4096 != 0);
 
     mcb = balanced_block(M, cfg->mc, MR);
@@ -68,24 +80,28 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
     for (jc = 0; jc < N; jc += ncb) {
         const int nc = N - jc < ncb ? N - jc : ncb;
         const int nc_direct = direct_b ? nc - nc % NR : 0;   /* columns read in place */
+        const int nc_pre = Bpre != NULL ? nc : 0;            /* columns pre-packed */
 
         for (pc = 0; pc < K; pc += kcb) {
             const int kc = K - pc < kcb ? K - pc : kcb;
             const T beta_p = pc == 0 ? beta : (T)1;
-            const T *Bblk = B + pc * rsb + jc * csb;
+            const T *Bblk = Bpre != NULL ? NULL : B + pc * rsb + jc * csb;
+            const cycnn_epilogue *ep_p = pc + kc == K ? ep : NULL;   /* on the last block */
 
-            if (nc_direct < nc)
+            if (nc_direct < nc && nc_pre == 0)
                 cfg->pack_b(NR, kc, nc - nc_direct, Bblk + nc_direct * csb, rsb, csb, Bp);
 
             for (ic = 0; ic < M; ic += mcb) {
                 const int mc = M - ic < mcb ? M - ic : mcb;
 
-                cfg->pack_a(MR, mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
+                if (Apre == NULL)
+                    cfg->pack_a(MR, mc, kc, A + ic * rsa + pc * csa, rsa, csa, Ap);
 
                 for (jr = 0; jr < nc; jr += NR) {
                     const int n = nc - jr < NR ? nc - jr : NR;
                     const int in_place = jr < nc_direct;
-                    const T *bp = in_place ? Bblk + jr : Bp + (ptrdiff_t)(jr - nc_direct) * kc;
+                    const T *bp = nc_pre ? Bpre + (ptrdiff_t)((jc + jr) / NR) * K * NR + pc * NR
+                                : in_place ? Bblk + jr : Bp + (ptrdiff_t)(jr - nc_direct) * kc;
                     const ptrdiff_t ldb = in_place ? rsb : NR;
 
 #if defined(__GNUC__)
@@ -101,7 +117,9 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
 #endif
                     for (ir = 0; ir < mc; ir += MR) {
                         const int m = mc - ir < MR ? mc - ir : MR;
-                        const T *ap = Ap + (ptrdiff_t)ir * kc;
+                        const T *ap = Apre != NULL
+                                          ? Apre + (ptrdiff_t)((ic + ir) / MR) * MR * K + pc * MR
+                                          : Ap + (ptrdiff_t)ir * kc;
                         T *c = C + (ptrdiff_t)(ic + ir) * ldc + jc + jr;
 
                         if (m == MR && n == NR) {
@@ -121,6 +139,8 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
                                     for (j = 0; j < n; j++) ci[j] = ti[j] + beta_p * ci[j];
                             }
                         }
+                        if (ep_p != NULL)      /* bias + activation while the tile is in L1 */
+                            EPILOGUE(ep_p, c, ldc, m, n, ic + ir, jc + jr);
                     }
                 }
             }

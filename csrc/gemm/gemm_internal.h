@@ -72,6 +72,10 @@ typedef struct {
     int direct_b_any_stride;
 } cycnn_dgemm_config;
 
+/* The float config of the named path ("auto": the one in use), or NULL when the name is
+ * unknown or this CPU cannot run it (gemm.c; used by the pre-packed entry points). */
+const cycnn_sgemm_config *cycnn_sgemm_path_config(const char *name);
+
 /* ---- portable packing (pack.c) ---- */
 void cycnn_spack_a(int mr, int mc, int kc, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
                    float *Ap);
