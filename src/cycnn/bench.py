@@ -416,7 +416,9 @@ def build_parser():
         epilog=f"shapes:\n{shapes}\n\nops (--ops conv = conv_fwd,conv_fwd_bwd; "
                f"pool = maxpool_fwd_bwd):\n{ops}\n\nThe NumPy reference runs on "
                f"{', '.join(DEFAULT_REFERENCE_SHAPES)} by default (all shapes with --reference "
-               f"or --quick) with at most {MAX_REFERENCE_REPS} repetitions.")
+               f"or --quick) with at most {MAX_REFERENCE_REPS} repetitions.\n\n"
+               f"--inference: model.predict next to ONNX Runtime and PyTorch instead "
+               f"(python -m cycnn.bench --inference --help).")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: batch {QUICK_BATCH}, {QUICK_REPS} repetitions, reference "
                         f"on every shape (a few seconds)")
@@ -651,6 +653,10 @@ def summary(results):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--inference" in argv:   # model.predict vs ONNX Runtime / PyTorch (_bench_inference.py)
+        from . import _bench_inference
+        return _bench_inference.main([a for a in argv if a != "--inference"])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.min_time is not None and not (0 <= args.min_time < 3600):

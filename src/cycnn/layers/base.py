@@ -10,7 +10,8 @@ import numpy as np
 from .. import initializers
 from .._args import pair
 
-__all__ = ["Layer", "CallState", "get", "reset_name_counters", "weight_source"]
+__all__ = ["Layer", "CallState", "WeightDict", "get", "reset_name_counters",
+           "weight_source"]
 
 _REGISTRY = {}
 _COUNTERS = {}
@@ -120,6 +121,60 @@ class CallState:
         return f"CallState({self.layer.name!r}, {keys})"
 
 
+_WEIGHTS_CLOCK = itertools.count(1)   # versions are unique across layers, always increasing
+
+
+class WeightDict(dict):
+    """The ``params`` / ``buffers`` dict of a layer: putting or removing an entry marks the
+    layer's weights as changed (see :meth:`Layer.mark_weights_changed`)."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner, items=()):
+        super().__init__(items)
+        self._owner = owner
+
+    def _changed(self):
+        owner = getattr(self, "_owner", None)   # unset while a copy/unpickle fills the dict
+        if owner is not None:
+            owner._weights_version = next(_WEIGHTS_CLOCK)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key, default=None):
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self):
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+
 class Layer:
     """Base class of every layer.
 
@@ -140,6 +195,13 @@ class Layer:
     per-call attribute is kept. :meth:`save_call_state` / :meth:`restore_call_state` move that
     cache out and back in, so one layer object can be called twice in a graph (forward A, save,
     forward B, save; restore B, backward B; restore A, backward A).
+
+    Weights version: :attr:`weights_version` changes whenever the weights may have changed --
+    an entry of ``params`` / ``buffers`` put or removed, the dicts replaced, the dtype changed,
+    :meth:`mark_weights_changed` called (by the training step after the optimizer, by
+    BatchNorm's training forward, by ``load_model``). The inference plan behind
+    ``Model.predict`` compares it to rebuild its packed weights. Whoever writes into a weight
+    array in place by hand calls :meth:`mark_weights_changed`.
     """
 
     multi_input = False  # True for layers taking a list of inputs (cycnn.layers.merge)
@@ -161,11 +223,41 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.output_shape = None
+        self._weights_version = next(_WEIGHTS_CLOCK)
         self.params = {}
         self.grads = {}
         self.buffers = {}
         self._state = None  # this call's cache for backward (see save_call_state)
         self.needs_input_grad = True
+
+    # -- weights and their version -------------------------------------------------------------
+    @property
+    def params(self):
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        self._params = WeightDict(self, value)
+        self.mark_weights_changed()
+
+    @property
+    def buffers(self):
+        return self._buffers
+
+    @buffers.setter
+    def buffers(self, value):
+        self._buffers = WeightDict(self, value)
+        self.mark_weights_changed()
+
+    @property
+    def weights_version(self):
+        """An int that changes whenever the weights may have changed (see the class note)."""
+        return self._weights_version
+
+    def mark_weights_changed(self):
+        """Record that params or buffers were changed in place (plans built on the old
+        values are rebuilt on their next use)."""
+        self._weights_version = next(_WEIGHTS_CLOCK)
 
     # -- dtype ----------------------------------------------------------------------------
     @property

@@ -65,6 +65,7 @@ class _BatchNorm(Layer):
             rm += (1 - mom) * mean
             rv *= mom
             rv += (1 - mom) * var * self.dtype.type(m / (m - 1))
+            self.mark_weights_changed()   # running statistics feed inference plans
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
             centered = x3 - mean[:, None]

@@ -30,6 +30,7 @@ from .. import layers as _layers
 from .. import losses as _losses
 from .. import optim as _optim
 from .._random import get_rng
+from . import plan as _plan
 from . import saving
 from ._util import check_int, describe
 from .callbacks import Callback, CallbackList, History, LearningRateScheduler
@@ -435,6 +436,7 @@ class Model:
             raise FloatingPointError(f"loss became {total}: lower the learning rate?")
         graph.backward(dys, need_input_grads=False)
         self.optimizer.step(self.params, self.grads)
+        self.mark_weights_changed()      # inference plans built on the old weights are stale
         logs["loss"] = total
         if "accuracy" in self.metrics:
             accs = [_accuracy(out, yb, self._threshold(i)) / len(yb)
@@ -619,6 +621,14 @@ class Model:
         batch_size = min(batch_size, n)
         batches = [Batches(arr, batch_size) for arr in xs]
         results = None
+        chain = self._inference_chain()
+        if chain is not None:       # the compiled inference plan (models/plan.py)
+            run = _plan.plan_for(self, chain, self._graph.input_shapes[0])
+            result = np.empty((n,) + tuple(run.output_shape), np.float32)
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                run(batches[0].slice(start, stop), out=result[start:stop])
+            return result
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             outs = self._graph.forward([bt.slice(start, stop) for bt in batches], False)
@@ -627,6 +637,40 @@ class Model:
             for result, out in zip(results, outs):
                 result[start:stop] = out
         return self._unwrap(results)
+
+    def _inference_chain(self):
+        """The layers ``predict`` runs as one compiled plan (models/plan.py): a graph that is a
+        chain -- one input, one output, every layer called once on the previous one's output --
+        of float32 layers; else None (the graph runs layer by layer)."""
+        graph = getattr(self, "_graph", None)
+        if graph is None or len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            return None
+        prev = graph.inputs[0]
+        for node in graph.nodes:
+            if node.multi or len(node.inputs) != 1 or node.inputs[0] is not prev:
+                return None
+            prev = node.output
+        chain = [node.layer for node in graph.nodes]
+        if (prev is not graph.outputs[0] or not chain or len({id(l) for l in chain}) != len(chain)
+                or any(layer.dtype != np.float32 for layer in chain)):
+            return None
+        return chain
+
+    def compile_predictor(self):
+        """The compiled inference plan of this model as a callable ``plan(x)`` on float32
+        batches (N, *input_shape): a snapshot of the current weights (``predict`` itself always
+        uses an up-to-date plan). ValueError when the model cannot be compiled."""
+        self._require_built()
+        chain = self._inference_chain()
+        if chain is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r} has no compiled inference "
+                             f"plan (only chains of float32 layers have one)")
+        return _plan.plan_for(self, chain, self._graph.input_shapes[0])
+
+    def mark_weights_changed(self):
+        """Record that weights were changed in place by hand (predict's plan is rebuilt)."""
+        for layer in self.layers:
+            layer.mark_weights_changed()
 
     # ------------------------------------------------------------------ config and saving
     def get_config(self):

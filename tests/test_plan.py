@@ -1,0 +1,314 @@
+"""The inference plan behind Model.predict (cycnn.models.plan) and the pre-packed GEMM it uses.
+
+* every layer kind and activation: predict (plan) == forward (layer by layer), float32
+  tolerance, batch 1 (bands within an image), odd batches and 1 and 2 threads; each case also
+  checks which native steps the plan made, so a silent fallback fails;
+* the plan is rebuilt after a training step, assignment to params, in-place writes announced
+  with mark_weights_changed, BatchNorm's training forward, and load_model;
+* concurrent predict calls from several Python threads agree with the serial result;
+* the pre-packed GEMM with its fused epilogue against float64 NumPy, on every SIMD path the CPU
+  has and against the portable 'generic' path.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import cycnn
+from cycnn import layers as L
+from cycnn._kernels import conv as conv_kernels
+from cycnn._kernels import infer
+from cycnn.models import plan as plan_mod
+
+PATHS = [p for p in ("generic", "avx2", "avx512") if conv_kernels.simd_supported(p)]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads_and_path():
+    yield
+    cycnn.set_num_threads(None)
+    conv_kernels.simd_select("auto")
+
+
+def _randomise(model, rng):
+    """Non-trivial biases and BatchNorm statistics (zeros/ones would hide mistakes)."""
+    for layer in model.layers:
+        for key, arr in list(layer.params.items()):
+            if key in ("bias", "beta", "gamma"):
+                layer.params[key] = (rng.uniform(0.5, 1.5, arr.shape) if key == "gamma" else
+                                     rng.uniform(-0.5, 0.5, arr.shape)).astype(arr.dtype)
+        if "running_mean" in layer.buffers:
+            layer.buffers["running_mean"] = rng.uniform(-0.3, 0.3, layer.buffers[
+                "running_mean"].shape).astype(np.float32)
+            layer.buffers["running_var"] = rng.uniform(0.5, 2.0, layer.buffers[
+                "running_var"].shape).astype(np.float32)
+
+
+def _check(stack, input_shape, steps, batches=(1, 3, 8), threads=(1, 2), seed=0):
+    cycnn.seed(seed)
+    rng = np.random.default_rng(seed)
+    model = cycnn.Sequential(stack, input_shape=input_shape)
+    _randomise(model, rng)
+    kinds = [line.split()[0] for line in model.compile_predictor().describe()]
+    assert kinds == steps, f"plan steps {kinds}, expected {steps}"
+    x = rng.standard_normal((max(batches),) + input_shape).astype(np.float32)
+    expected = model.forward(x, training=False)
+    for nt in threads:
+        cycnn.set_num_threads(nt)
+        for b in batches:
+            got = model.predict(x[:b], batch_size=b)
+            assert got.dtype == np.float32 and got.shape == expected[:b].shape
+            err = np.max(np.abs(got - expected[:b]))
+            scale = max(1.0, float(np.max(np.abs(expected))))
+            assert err <= 2e-5 * scale, f"batch {b}, {nt} threads: max error {err}"
+
+
+ACTS = [None, "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_conv2d_each_activation(act):
+    tail = [] if act in (None, "relu", "leaky_relu") else ["layer"]
+    _check([L.Conv2D(5, 3, padding="same", activation=act)], (3, 9, 11), ["ConvStep"] + tail)
+
+
+@pytest.mark.parametrize("act", ACTS[:5])
+def test_dense_each_activation(act):
+    tail = [] if act in (None, "relu", "leaky_relu") else ["layer"]
+    _check([L.Flatten(), L.Dense(37, activation=act)], (2, 5, 7), ["view", "DenseStep"] + tail)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(filters=7, kernel_size=5, padding=2),
+    dict(filters=4, kernel_size=3, stride=2, padding="same"),
+    dict(filters=6, kernel_size=(3, 2), dilation=2, padding=(1, 0)),
+    dict(filters=9, kernel_size=1),                       # 1x1: no im2col
+    dict(filters=3, kernel_size=3, use_bias=False),
+])
+def test_conv2d_geometries(kwargs):
+    _check([L.Conv2D(activation="relu", **kwargs)], (4, 13, 10), ["ConvStep"])
+
+
+@pytest.mark.parametrize("pool", [L.MaxPool2D, L.AvgPool2D])
+@pytest.mark.parametrize("hw", [(12, 12), (13, 11)])      # odd: floor pooling drops a row/column
+def test_conv_with_fused_pool(pool, hw):
+    _check([L.Conv2D(6, 3, padding="same", activation="relu"), pool(2)], (3,) + hw,
+           ["ConvStep"])
+
+
+def test_pools_that_do_not_fuse_run_as_pool_steps():
+    _check([L.Conv2D(4, 3, activation="relu"), L.MaxPool2D(3, stride=2, padding=1),
+            L.AvgPool2D(2, stride=1)], (2, 15, 14), ["ConvStep", "PoolStep", "PoolStep"])
+
+
+def test_separate_activation_layers_and_batchnorm_fold_into_the_gemm():
+    stack = [L.Conv2D(8, 3, padding="same"), L.BatchNorm2D(), L.ReLU(), L.MaxPool2D(2),
+             L.Conv2D(6, 3), L.LeakyReLU(0.2), L.Flatten(), L.Dropout(0.5), L.Dense(12),
+             L.BatchNorm1D(), L.ReLU(), L.Dense(4)]
+    _check(stack, (3, 10, 10), ["ConvStep", "ConvStep", "view", "view", "DenseStep",
+                                "DenseStep"])
+
+
+def test_batchnorm_after_an_activation_runs_as_its_layer():
+    _check([L.Conv2D(5, 3, activation="relu"), L.BatchNorm2D(), L.GlobalAvgPool2D(),
+            L.Dense(3), L.Softmax()], (2, 8, 8), ["ConvStep", "layer", "layer", "DenseStep",
+                                                  "layer"])
+
+
+def test_unknown_layers_run_their_own_forward():
+    class Double(L.Layer):
+        def forward(self, x, training=False):
+            return np.asarray(x) * 2          # may even return a view of the plan's buffer
+
+        def backward(self, dy):
+            return dy * 2
+
+    class Same(L.Layer):
+        def forward(self, x, training=False):
+            return x                          # the plan's own buffer comes back
+
+        def backward(self, dy):
+            return dy
+
+    _check([L.Conv2D(4, 3, activation="relu"), Same(), L.Conv2D(3, 3), Double(),
+            L.Flatten(), L.Dense(5)], (2, 9, 9),
+           ["ConvStep", "layer", "ConvStep", "layer", "view", "DenseStep"])
+    _check([L.Conv1D(3, 2, activation="relu"), L.Flatten(), L.Dense(2)], (2, 9),
+           ["layer", "view", "DenseStep"])
+
+
+def test_float64_model_uses_the_layer_path():
+    model = cycnn.Sequential([L.Conv2D(3, 3, dtype="float64"), L.Flatten(),
+                              L.Dense(2, dtype="float64")], input_shape=(1, 6, 6))
+    x = np.random.default_rng(1).standard_normal((2, 1, 6, 6))
+    np.testing.assert_allclose(model.predict(x), model.forward(x.astype(np.float32)),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="no compiled inference plan"):
+        model.compile_predictor()
+
+
+def _small_model(seed=3):
+    cycnn.seed(seed)
+    model = cycnn.Sequential([L.Conv2D(4, 3, padding="same", activation="relu"),
+                              L.MaxPool2D(2), L.Flatten(), L.Dense(5)], input_shape=(1, 8, 8))
+    model.compile("sgd", "cross_entropy")
+    return model
+
+
+def test_training_step_rebuilds_the_plan():
+    model = _small_model()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 6)
+    before = model.predict(x)
+    model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+    after = model.predict(x)
+    assert np.max(np.abs(after - before)) > 1e-4        # the weights did move
+    np.testing.assert_allclose(after, model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_assigning_params_rebuilds_the_plan():
+    model = _small_model()
+    x = np.random.default_rng(1).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    first = model.predict(x)
+    model.layers[3].params["bias"] = model.layers[3].params["bias"] + 1.0
+    np.testing.assert_allclose(model.predict(x), first + 1.0, rtol=1e-5, atol=1e-5)
+    model.layers[0].params = {k: v * 2 for k, v in model.layers[0].params.items()}
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_in_place_writes_need_mark_weights_changed():
+    model = _small_model()
+    x = np.random.default_rng(2).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    first = model.predict(x)
+    model.layers[3].params["kernel"][...] = 0
+    np.testing.assert_allclose(model.predict(x), first)           # a snapshot until told
+    model.mark_weights_changed()
+    expected = np.broadcast_to(model.layers[3].params["bias"], first.shape)
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_batchnorm_training_forward_rebuilds_the_plan():
+    cycnn.seed(4)
+    model = cycnn.Sequential([L.Conv2D(3, 3), L.BatchNorm2D(), L.Flatten(), L.Dense(2)],
+                             input_shape=(1, 6, 6))
+    x = np.random.default_rng(3).standard_normal((4, 1, 6, 6)).astype(np.float32) * 3 + 1
+    before = model.predict(x)
+    model.forward(x, training=True)                 # moves the running statistics
+    after = model.predict(x)
+    assert np.max(np.abs(after - before)) > 1e-4
+    np.testing.assert_allclose(after, model.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_load_model_gives_the_saved_predictions(tmp_path):
+    model = _small_model()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
+    model.fit(x, rng.integers(0, 5, 4), epochs=1, batch_size=4, verbose=0)
+    expected = model.predict(x)
+    model.save(tmp_path / "m.cyc")
+    loaded = cycnn.load_model(tmp_path / "m.cyc")
+    assert all(a.weights_version != b.weights_version
+               for a, b in zip(loaded.layers, model.layers))
+    np.testing.assert_allclose(loaded.predict(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_concurrent_predict_from_python_threads():
+    model = _small_model()
+    rng = np.random.default_rng(6)
+    inputs = [rng.standard_normal((n, 1, 8, 8)).astype(np.float32) for n in (1, 5, 5, 16, 3, 1)]
+    expected = [model.forward(x) for x in inputs]
+    errors = []
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(20):
+                got = model.predict(inputs[i], batch_size=4)
+                np.testing.assert_allclose(got, expected[i], rtol=1e-5, atol=1e-5)
+        except Exception as exc:     # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_arenas_are_bounded():
+    model = _small_model()
+    x = np.random.default_rng(7).standard_normal((40, 1, 8, 8)).astype(np.float32)
+    for batch in (1, 3, 7, 16, 40):
+        model.predict(x[:batch])
+    mem = model.compile_predictor().memory()
+    assert len(mem["arenas"]) <= plan_mod.MAX_ARENAS
+    assert mem["packed_weights"] > 0
+
+
+# ------------------------------------------------------------------ pre-packed GEMM
+SIZES = [(1, 1, 1), (1, 300, 17), (7, 37, 600), (31, 33, 65), (64, 196, 800), (65, 7, 2),
+         (129, 129, 513), (6, 16, 16), (5, 0, 3), (0, 3, 4), (4, 5, 0)]
+
+
+def _reference(a, b, bias, axis, act, slope):
+    out = a.astype(np.float64) @ b.astype(np.float64)
+    if bias is not None:
+        out = out + (bias[:, None] if axis == 0 else bias[None, :])
+    if act == "relu":
+        out = np.maximum(out, 0)
+    elif act == "leaky_relu":
+        out = np.where(out < 0, slope * out, out)
+    return out
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("packed", ["a", "b"])
+@pytest.mark.parametrize("act", [None, "relu", "leaky_relu"])
+def test_packed_gemm_with_epilogue(path, packed, act):
+    rng = np.random.default_rng(8)
+    for M, N, K in SIZES:
+        a = rng.standard_normal((M, K)).astype(np.float32)
+        b = rng.standard_normal((K, N)).astype(np.float32)
+        for axis in (0, 1):
+            bias = rng.standard_normal(M if axis == 0 else N).astype(np.float32)
+            for bb in (None, bias):
+                got = infer.packed_gemm(a, b, bb, axis, act, 0.1, packed=packed, path=path)
+                ref = _reference(a, b, bb, axis, act, 0.1)
+                tol = 2e-6 * max(1.0, K) ** 0.5 + 1e-5
+                assert got.shape == (M, N)
+                if got.size:
+                    err = np.max(np.abs(got - ref))
+                    assert err <= tol, f"{path} {packed} {M}x{N}x{K}: error {err}"
+                generic = infer.packed_gemm(a, b, bb, axis, act, 0.1, packed=packed,
+                                            path="generic")
+                np.testing.assert_allclose(got, generic, rtol=1e-5, atol=tol)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_packed_gemm_relu_keeps_nan(path):
+    a = np.ones((7, 5), np.float32)
+    b = np.ones((5, 20), np.float32)
+    a[2, 3] = np.nan
+    got = infer.packed_gemm(a, b, None, 0, "relu", packed="a", path=path)
+    assert np.isnan(got[2]).all() and not np.isnan(np.delete(got, 2, axis=0)).any()
+
+
+def test_packed_weights_reject_unknown_paths():
+    with pytest.raises(ValueError, match="cannot run"):
+        infer.PackedWeights(np.ones((2, 3), np.float32), None, "a", "sse9")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_plan_on_each_simd_path(path):
+    conv_kernels.simd_select(path)
+    assert model_plan_path() == path
+
+
+def model_plan_path():
+    model = _small_model()
+    x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-5, atol=1e-5)
+    return model.compile_predictor().path
