@@ -18,6 +18,7 @@ import cycnn
 from cycnn import layers as L
 from cycnn._kernels import conv as conv_kernels
 from cycnn._kernels import infer
+from cycnn._threads import force_parallel
 from cycnn.models import plan as plan_mod
 
 PATHS = [p for p in ("generic", "avx2", "avx512") if conv_kernels.simd_supported(p)]
@@ -56,7 +57,8 @@ def _check(stack, input_shape, steps, batches=(1, 3, 8), threads=(1, 2), seed=0)
     for nt in threads:
         cycnn.set_num_threads(nt)
         for b in batches:
-            got = model.predict(x[:b], batch_size=b)
+            with force_parallel():     # small inputs still take the parallel paths
+                got = model.predict(x[:b], batch_size=b)
             assert got.dtype == np.float32 and got.shape == expected[:b].shape
             err = np.max(np.abs(got - expected[:b]))
             scale = max(1.0, float(np.max(np.abs(expected))))
@@ -231,10 +233,11 @@ def test_concurrent_predict_from_python_threads():
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with force_parallel():         # every step on the OpenMP team, from every Python thread
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert not errors, errors[0]
 
 

@@ -17,8 +17,8 @@
 # Dense: y (N x units) = x (N x F) . Wpacked (F x units); threads split the units into whole
 # NR-column panels, each thread running its own GEMM over all rows.
 #
-# Parallel: one prange per step (schedule='static'); thread counts come from the caller (the
-# plan asks cycnn._threads once per call); tiny steps run on one thread.
+# Parallel: one prange per step (schedule='static') on the thread count the caller passes (the
+# plan asks cycnn._threads.threads_for with each step's work() and parallel_units()).
 # Memory: nothing allocated here while running. Per-thread scratch (columns, conv tile, pool
 # indices) and GEMM workspaces come from the caller's arena (ScratchSpec says how much).
 # No argument checks inside run(): the plan validated shapes once when it was built.
@@ -70,10 +70,6 @@ cdef extern from "pool/pool.h" nogil:
 
 ACT_CODES = {None: 0, "relu": 1, "leaky_relu": 2}
 POOL_CODES = {None: 0, "max": 1, "avg": 2}
-
-# Steps doing fewer multiply-adds than this run on one thread (fork/join would cost more).
-_MIN_PARALLEL_WORK = 1 << 17
-
 
 def workspace_bytes():
     """Bytes of one GEMM workspace (64-byte aligned stride)."""
@@ -177,8 +173,9 @@ cdef class ConvStep:
         return (units + nb - 1) // nb * self.ph
 
     def scratch(self, int N, int nt):
-        """(floats per thread, int64 pool indices per thread) this step needs."""
-        cdef int rows = self._band_rows(self._bands(N, nt))
+        """(floats per thread, int64 pool indices per thread) this step needs on up to nt
+        threads (sized for a whole image, the largest band)."""
+        cdef int rows = self._band_rows(1)
         cdef size_t crs = <size_t>self.C * self.R * self.S
         floats = 0 if self.direct else crs * rows * self.Wo
         if self.pool:
@@ -188,12 +185,13 @@ cdef class ConvStep:
     def work(self, int N):
         return N * self.K * self.Ho * self.Wo * self.C * self.R * self.S
 
+    def parallel_units(self, int N):
+        return None     # images, or bands of output rows when there are few images
+
     def run(self, x, y, scratch, idx, ws, int nt):
         """x (N, C, H, W) IN; y (N, K, Hp, Wp) OUT; scratch (nt, f) float32, idx (nt, i) int64
         and ws (GEMM workspaces) from the arena."""
         cdef int N = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-        if self.work(N) < _MIN_PARALLEL_WORK:
-            nt = 1
         cdef int nb = self._bands(N, nt)
         cdef int band = self._band_rows(nb)
         cdef const float *xp = _fptr(x)
@@ -296,12 +294,13 @@ cdef class DenseStep:
     def work(self, int N):
         return N * self.F * self.units
 
+    def parallel_units(self, int N):
+        return (self.units + self.nr - 1) // self.nr     # NR-column panels
+
     def run(self, x, y, scratch, idx, ws, int nt):
         """x (N, F) IN; y (N, units) OUT; ws: GEMM workspaces."""
         cdef int N = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
         cdef int panels = (self.units + self.nr - 1) // self.nr
-        if self.work(N) < _MIN_PARALLEL_WORK:
-            nt = 1
         nt = max(1, min(nt, panels))
         cdef const float *xp = _fptr(x)
         cdef float *yp = _fptr(y)
@@ -350,10 +349,11 @@ cdef class PoolStep:
     def work(self, int N):
         return N * self.C * self.H * self.W
 
+    def parallel_units(self, int N):
+        return N * self.C
+
     def run(self, x, y, scratch, idx, ws, int nt):
         cdef int N = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-        if self.work(N) < _MIN_PARALLEL_WORK:
-            nt = 1
         cdef const float *xp = _fptr(x)
         cdef float *yp = _fptr(y)
         cdef int64_t *ip = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>idx)

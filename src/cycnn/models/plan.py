@@ -39,7 +39,7 @@ from .. import layers as _layers
 from .._args import conv_padding, pool_padding
 from .._kernels import conv as _conv_kernels
 from .._kernels import infer as _infer
-from .._threads import get_num_threads
+from .._threads import get_num_threads, threads_for
 
 __all__ = ["InferencePlan", "plan_for", "MAX_ARENAS"]
 
@@ -294,7 +294,8 @@ class InferencePlan:
                         x = np.ascontiguousarray(x)
                     dst = bufs[1] if np.may_share_memory(x, bufs[0]) else bufs[0]
                     y = dst[:n * int(np.prod(out_shape))].reshape((n,) + tuple(out_shape))
-                    obj.run(x, y, arena["scratch"], arena["idx"], arena["ws"], nt)
+                    obj.run(x, y, arena["scratch"], arena["idx"], arena["ws"],
+                            min(nt, threads_for(obj.work(n), obj.parallel_units(n))))
                     x = y
                 else:
                     x = obj(x)
