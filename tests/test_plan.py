@@ -315,3 +315,22 @@ def model_plan_path():
     x = np.random.default_rng(9).standard_normal((2, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-5, atol=1e-5)
     return model.compile_predictor().path
+
+
+def test_functional_chain_uses_the_plan_and_branching_graphs_do_not():
+    cycnn.seed(11)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    inp = cycnn.Input((2, 8, 8))
+    out = L.Dense(4)(L.Flatten()(L.Conv2D(3, 3, activation="relu")(inp)))
+    chain = cycnn.Model(inp, out)
+    assert [s.split()[0] for s in chain.compile_predictor().describe()] == [
+        "ConvStep", "view", "DenseStep"]
+    np.testing.assert_allclose(chain.predict(x), chain.forward(x), rtol=1e-5, atol=1e-5)
+
+    inp = cycnn.Input((2, 8, 8))
+    out = L.Add()([L.Conv2D(3, 3)(inp), L.Conv2D(3, 3)(inp)])
+    branching = cycnn.Model(inp, out)
+    with pytest.raises(ValueError, match="no compiled inference plan"):
+        branching.compile_predictor()
+    np.testing.assert_allclose(branching.predict(x), branching.forward(x), rtol=1e-6)
