@@ -144,6 +144,7 @@ extensions = [
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
     extension("infer", "infer.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c", "pool/*.c")),
     extension("optim", "optim.pyx", []),
+    extension("eltwise", "eltwise.pyx", []),
     extension("_openmp", "_openmp.pyx", []),
 ]
 

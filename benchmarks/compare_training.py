@@ -1,117 +1,215 @@
-"""Training speed of the reference MNIST network: cycnn against the same network in PyTorch.
+"""Training speed of the reference MNIST network: cycnn's ``model.fit`` against PyTorch 2.x.
 
-    python benchmarks/compare_training.py [--data DIR] [--steps 200] [--threads 2] [--batch-size 64]
+    python benchmarks/compare_training.py [--threads 1,2] [--steps 100] [--warmup 10] [--runs 3]
+                                          [--batch-size 64] [--data DIR] [--synthetic]
+                                          [--epoch] [--no-torch]
 
-Both frameworks train the same architecture (conv 32@5x5 'same'+ReLU, maxpool 2, conv 64@5x5
-'same'+ReLU, maxpool 2, flatten, dense 1000+ReLU, dense 10; Adam 1e-3; cross-entropy on logits)
-on the same MNIST batches. Steps are interleaved (one cycnn step, one torch step, ...) after a
-warm-up, so both see the same machine load; the script prints the median step time, images/s and
-the implied time per 60,000-image epoch, and the ratio. Real MNIST from --data / CYCNN_DATA, or
-random data with --synthetic.
+Both frameworks train the same architecture (conv 32@5x5 'same' + ReLU, maxpool 2, conv 64@5x5
+'same' + ReLU, maxpool 2, flatten, dense 1000 + ReLU, dense 10; Adam 1e-3; cross-entropy on
+logits; float32) on the same MNIST batches, in that order. Each contender runs in a process of
+its own -- two OpenMP runtimes in one process spin against each other -- and the runs alternate
+(cycnn, torch, torch, cycnn, cycnn, torch, ...) so both see the same machine load. A run warms up
+for ``--warmup`` steps, then times ``--steps`` steps: cycnn as one ``model.fit`` call over those
+batches (``shuffle=False``, ``verbose=0``), PyTorch as the usual zero_grad / forward / backward /
+step loop. The table gives, per thread count, the median over the runs of images/s and ms/step,
+and the ratio cycnn / torch images/s; then cycnn's (and torch's) speed-up from 1 to 2 threads.
+
+``--epoch`` instead trains each framework for one epoch over the 60,000 training images (the same
+shuffled order for both) and prints the test accuracy and the epoch's images/s.
+
+Real MNIST from ``--data`` / ``CYCNN_DATA`` (or ``--synthetic`` random images). The workers are
+this script (``--worker cycnn``) and ``cycnn/_torch_train.py``, which never imports cycnn.
 """
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-import cycnn
-from cycnn import layers as L
+
+def _cycnn_worker(args):
+    import cycnn
+    from cycnn._profile import reference_network
+    cycnn.set_num_threads(args.threads)
+    cycnn.seed(0)
+    with np.load(args.file, allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    bs = args.batch_size
+    if args.mode == "time":
+        model = reference_network()
+        x, y = data["x"], data["y"]
+        model.fit(x[:args.warmup * bs], y[:args.warmup * bs], epochs=1, batch_size=bs,
+                  shuffle=False, verbose=0)
+        n = args.steps * bs
+        t0 = time.perf_counter()
+        model.fit(x[:n], y[:n], epochs=1, batch_size=bs, shuffle=False, verbose=0)
+        total = time.perf_counter() - t0
+        print(json.dumps({"total_s": total, "version": cycnn.__version__,
+                          "simd": cycnn.build_info()["simd"]}))
+    else:
+        model = reference_network(metrics=["accuracy"])
+        order = data["order"]
+        x, y = data["x_train"][order], data["y_train"][order]
+        t0 = time.perf_counter()
+        history = model.fit(x, y, epochs=1, batch_size=bs, shuffle=False, verbose=0)
+        seconds = time.perf_counter() - t0
+        result = model.evaluate(data["x_test"], data["y_test"])
+        print(json.dumps({"images_per_s": len(x) / seconds, "seconds": seconds,
+                          "fit_images_per_sec": history.history["images_per_sec"][0],
+                          "test_accuracy": result["accuracy"], "version": cycnn.__version__}))
 
 
-def cycnn_model():
-    model = cycnn.Sequential([
-        L.Conv2D(32, 5, padding="same", activation="relu"), L.MaxPool2D(2),
-        L.Conv2D(64, 5, padding="same", activation="relu"), L.MaxPool2D(2),
-        L.Flatten(), L.Dense(1000, activation="relu"), L.Dense(10),
-    ], input_shape=(1, 28, 28))
-    model.compile(optimizer=cycnn.optim.Adam(1e-3), loss="cross_entropy")
-    return model
+def _run_worker(name, mode, path, threads, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if name == "cycnn":
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "cycnn", "--mode", mode,
+               "--file", path]
+    else:
+        cmd = [sys.executable, "-P", args.torch_worker, "--data" if mode == "time" else "--epoch",
+               path]
+    cmd += ["--threads", str(threads), "--batch-size", str(args.batch_size)]
+    if mode == "time":
+        cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def cycnn_step(model):
-    def step(x, y):
-        out = model.forward(x, training=True)
-        _, dout = model.loss.value_and_grad(out, y)
-        model.backward(dout)
-        model.optimizer.step(model.params, model.grads)
-    return step
+def _torch_available():
+    proc = subprocess.run([sys.executable, "-P", "-c", "import torch"], capture_output=True)
+    return proc.returncode == 0
 
 
-def torch_step(torch):
-    nn = torch.nn
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 1000), nn.ReLU(), nn.Linear(1000, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
+def _load(args, n_train=60000, n_test=10000):
+    """((x_train, y_train), (x_test, y_test), source): float32 images in [0, 1], int64 labels;
+    random ones (n_train + n_test) with --synthetic."""
+    import cycnn
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        n = n_train + n_test
+        x = rng.random((n, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, n).astype(np.int64)
+        return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:]), "synthetic"
+    (xtr, ytr), (xte, yte) = cycnn.datasets.load_mnist(args.data, download=False)
+    scale = np.float32(1 / 255)
+    return ((xtr * scale).astype(np.float32), ytr.astype(np.int64)), \
+        ((xte * scale).astype(np.float32), yte.astype(np.int64)), "MNIST"
 
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
-        loss.backward()
-        opt.step()
-    return step
+
+def _timing(args, contenders, tmp):
+    n = (args.warmup + args.steps) * args.batch_size
+    (x, y), _, source = _load(args, n_train=min(n, 60000), n_test=0)
+    reps = -(-n // len(x))
+    path = os.path.join(tmp, "batches.npz")
+    np.savez(path, x=np.concatenate([x] * reps)[:n] if reps > 1 else x[:n],
+             y=np.concatenate([y] * reps)[:n] if reps > 1 else y[:n])
+    print(f"reference network, batch {args.batch_size}, {source}, float32; {args.runs} runs per "
+          f"contender and thread count, each in its own process, alternating; {args.warmup} "
+          f"warm-up + {args.steps} timed steps per run; medians over the runs")
+    rates = {}
+    versions = {}
+    for threads in args.threads:
+        per = {name: [] for name in contenders}
+        for run in range(args.runs):
+            order = contenders if run % 2 == 0 else contenders[::-1]
+            for name in order:
+                res = _run_worker(name, "time", path, threads, args)
+                per[name].append(args.steps * args.batch_size / res["total_s"])
+                versions[name] = res.get("version") or res.get("torch")
+        rates[threads] = {name: statistics.median(v) for name, v in per.items()}
+        spread = {name: (min(v), max(v)) for name, v in per.items()}
+        rates[threads]["_spread"] = spread
+    print(f"\n| threads | contender | images/s | ms/step | runs (min-max img/s) |")
+    print("|---:|---|---:|---:|---|")
+    for threads, r in rates.items():
+        for name in contenders:
+            lo, hi = r["_spread"][name]
+            print(f"| {threads} | {name} {versions[name]} | {r[name]:,.0f} | "
+                  f"{args.batch_size / r[name] * 1e3:.1f} | {lo:,.0f}-{hi:,.0f} |")
+    if "torch" in contenders:
+        print("\ncycnn / torch images/s: " + ", ".join(
+            f"{t} thread{'s' if t > 1 else ''} {r['cycnn'] / r['torch']:.2f}x"
+            for t, r in rates.items()))
+    if 1 in rates and len(rates) > 1:
+        for t in rates:
+            if t > 1:
+                print(f"speed-up {t} threads over 1: " + ", ".join(
+                    f"{name} {rates[t][name] / rates[1][name]:.2f}x" for name in contenders))
+    return rates
+
+
+def _epoch(args, contenders, tmp):
+    (xtr, ytr), (xte, yte), source = _load(args)
+    order = np.random.default_rng(0).permutation(len(xtr))
+    path = os.path.join(tmp, "epoch.npz")
+    np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, order=order)
+    print(f"one epoch of the reference network over {len(xtr):,} {source} images (the same "
+          f"shuffled order for both), batch {args.batch_size}, Adam 1e-3, then the test accuracy "
+          f"on {len(xte):,} images")
+    print("\n| threads | contender | test accuracy | epoch s | images/s |")
+    print("|---:|---|---:|---:|---:|")
+    results = {}
+    for threads in args.threads:
+        for name in contenders:
+            res = _run_worker(name, "epoch", path, threads, args)
+            results[(threads, name)] = res
+            print(f"| {threads} | {name} | {res['test_accuracy']:.4f} | {res['seconds']:.1f} | "
+                  f"{res['images_per_s']:,.0f} |", flush=True)
+    return results
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of ints, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive ints, got {text!r}")
+    return values
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="folder with the MNIST IDX files")
     parser.add_argument("--synthetic", action="store_true", help="random data instead of MNIST")
-    parser.add_argument("--steps", type=int, default=200, help="timed steps per framework")
+    parser.add_argument("--threads", type=_int_list, default=[1, 2])
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=cycnn.get_num_threads())
+    parser.add_argument("--runs", type=int, default=3, help="runs per contender and thread count")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epoch", action="store_true",
+                        help="one epoch each, then test accuracy (instead of the timing)")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--worker", choices=["cycnn"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["time", "epoch"], default="time", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    cycnn.seed(0)
-    cycnn.set_num_threads(args.threads)
-    if torch is not None:
-        torch.manual_seed(0)
-        torch.set_num_threads(args.threads)
-
-    if args.synthetic:
-        rng = np.random.default_rng(0)
-        x_all = rng.random((args.batch_size * 50, 1, 28, 28), dtype=np.float32)
-        y_all = rng.integers(0, 10, len(x_all)).astype(np.int64)
-    else:
-        (x_u8, y_all), _ = cycnn.datasets.load_mnist(args.data, download=False)
-        x_all = (x_u8 / np.float32(255)).astype(np.float32)
-    n_batches = len(x_all) // args.batch_size
-
-    contenders = {"cycnn": cycnn_step(cycnn_model())}
-    if torch is not None:
-        contenders["torch"] = torch_step(torch)
-    times = {name: [] for name in contenders}
-    for i in range(args.warmup + args.steps):
-        b = i % n_batches
-        x = x_all[b * args.batch_size:(b + 1) * args.batch_size]
-        y = y_all[b * args.batch_size:(b + 1) * args.batch_size]
-        for name, step in contenders.items():
-            t0 = time.perf_counter()
-            step(x, y)
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
-
-    print(f"reference network, batch {args.batch_size}, {args.threads} thread(s), "
-          f"{args.steps} interleaved steps each; cycnn {cycnn.__version__} "
-          f"({cycnn.build_info()['simd']})" + (f", torch {torch.__version__}" if torch else ""))
-    print(f"{'framework':10s} {'median ms/step':>15s} {'images/s':>10s} {'s/epoch (60k)':>14s}")
-    medians = {}
-    for name, ts in times.items():
-        medians[name] = statistics.median(ts)
-        rate = args.batch_size / medians[name]
-        print(f"{name:10s} {medians[name] * 1e3:15.1f} {rate:10.0f} {60000 / rate:14.1f}")
-    if "torch" in medians:
-        print(f"cycnn / torch time per step: {medians['cycnn'] / medians['torch']:.2f}")
-    if torch is None:
-        print("(PyTorch not installed: pip install torch==2.13.0 for the side-by-side)")
+    if min(args.steps, args.warmup, args.runs, args.batch_size) < 1:
+        parser.error("--steps, --warmup, --runs and --batch-size must be >= 1")
+    if args.worker:
+        args.threads = args.threads[0]
+        _cycnn_worker(args)
+        return 0
+    import importlib.util
+    spec = importlib.util.find_spec("cycnn")
+    args.torch_worker = os.path.join(os.path.dirname(spec.origin), "_torch_train.py")
+    contenders = ["cycnn"]
+    if not args.no_torch:
+        if _torch_available():
+            contenders.append("torch")
+        else:
+            print("(PyTorch not importable: cycnn alone; pip install torch for the side-by-side)")
+    with tempfile.TemporaryDirectory(prefix="cycnn-compare-") as tmp:
+        if args.epoch:
+            _epoch(args, contenders, tmp)
+        else:
+            _timing(args, contenders, tmp)
     return 0
 
 

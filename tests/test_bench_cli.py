@@ -224,3 +224,33 @@ def test_failing_kernel_is_reported_not_fatal(monkeypatch, capsys):
     assert float(rows["pool-28"][header.index("ref ms")]) > 0
     assert rows["1x1"][header.index("check")] == "ok"
     assert "pool kernel missing" in captured.err
+
+
+def test_profile_prints_the_training_step_breakdown():
+    proc = run_cli("--profile", "--threads", "1", "--reps", "2", "--warmup", "1", "--batch", "8",
+                   "--no-torch")
+    assert proc.returncode == 0, proc.stderr
+    parts = {row[0]: float(row[1]) for row in table_rows(proc.stdout) if row[1] != "ms"}
+    expected = ["forward  conv2d", "forward  max_pool2d", "forward  dense", "loss",
+                "backward conv2d", "backward dense", "optimizer Adam", "sum of the parts",
+                "whole step", "model.fit"]
+    for name in expected:
+        assert any(key.startswith(name) for key in parts), (name, sorted(parts))
+    total = parts["sum of the parts"]
+    assert 0 < total and sum(v for k, v in parts.items()
+                             if k.startswith(("forward", "backward", "loss", "optimizer"))) \
+        == pytest.approx(total, rel=0.01, abs=0.02)
+    assert "cycnn model.fit:" in proc.stdout and "img/s" in proc.stdout
+
+
+def test_compare_training_script_runs_its_workers():
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "compare_training.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ not shipped here")
+    proc = subprocess.run([sys.executable, str(script), "--synthetic", "--threads", "1",
+                           "--steps", "2", "--warmup", "1", "--runs", "1", "--batch-size", "8",
+                           "--no-torch"], env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 | cycnn")]
+    assert len(rows) == 1, proc.stdout
+    assert float(rows[0].split("|")[3].replace(",", "")) > 0      # images/s

@@ -92,3 +92,64 @@ def test_cross_entropy_labels_match_one_hot_and_reference_formula(labels_dtype):
     np.testing.assert_allclose(g32, grad, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match=r"in \[0, 4\), got 4 at index 2"):
         ce.value_and_grad(z, np.array([0, 1, 4, 0, 0, 0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 7, 70_001])   # 70,001: above the kernels' parallel threshold
+def test_relu_kernels_match_the_reference(threads, dtype, size):
+    x = _randn((size,), 6, dtype)
+    if size:
+        x[::5] = 0.0
+        x[1] = np.nan
+    dy = _randn((size,), 7, dtype)
+    y = ops.relu(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, reference.relu(x))     # NaN in the same places
+    dx = ops.relu_backward(dy, y)
+    np.testing.assert_array_equal(dx, reference.relu_backward(dy, y))
+    inplace = x.copy()
+    assert ops.relu(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, y)
+    grad = dy.copy()
+    assert ops.relu_backward(grad, y, out=grad) is grad
+    np.testing.assert_array_equal(grad, dx)
+
+
+def test_relu_backward_is_zero_where_the_output_is_not_positive_even_for_inf():
+    y = np.array([0.0, -0.0, 2.0, 0.0])
+    dy = np.array([np.inf, np.nan, 3.0, -1.0])
+    np.testing.assert_array_equal(ops.relu_backward(dy, y), [0.0, 0.0, 3.0, 0.0])
+    np.testing.assert_array_equal(reference.relu_backward(dy, y), [0.0, 0.0, 3.0, 0.0])
+
+
+def test_relu_ops_validate_out_and_shapes():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"out must be a writable C-contiguous float32 array "
+                                         r"of shape \(2, 3\)"):
+        ops.relu(x, out=np.empty((3, 2), np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        ops.relu(x, out=np.empty((2, 3), np.float64))
+    frozen = np.empty((2, 3), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be"):
+        ops.relu(x, out=frozen)
+    with pytest.raises(ValueError, match="y"):
+        ops.relu_backward(x, np.ones((3, 2), np.float32))
+    strided = np.arange(12.0).reshape(3, 4)[:, ::2] - 5      # non-contiguous input works
+    np.testing.assert_array_equal(ops.relu(strided), np.maximum(strided, 0))
+
+
+def test_fused_relu_rectifies_the_layers_own_output_in_place():
+    cycnn.seed(1)
+    layer = layers.Dense(6, activation="relu")
+    x = _randn((4, 5), 8, np.float32)
+    y = layer.forward(x, training=True)
+    kernel, bias = layer.params["kernel"], layer.params["bias"]
+    np.testing.assert_allclose(y, np.maximum(x @ kernel.T + bias, 0), rtol=1e-5, atol=1e-6)
+    dy = _randn(y.shape, 9, np.float32)
+    dy_before = dy.copy()
+    dx = layer.backward(dy)
+    np.testing.assert_array_equal(dy, dy_before)                # the caller's dy is untouched
+    masked = np.where(y > 0, dy, 0)
+    np.testing.assert_allclose(dx, masked @ kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.grads["kernel"], masked.T @ x, rtol=1e-5, atol=1e-6)

@@ -448,6 +448,11 @@ def build_parser():
     ref.add_argument("--no-reference", dest="reference", action="store_const", const="none",
                      help="never run the NumPy reference")
     p.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the kernel table: the per-layer breakdown of a training step "
+                        "of the reference network next to torch's step (cycnn._profile; uses "
+                        "--threads, --reps (timed steps, default 40), --warmup, --batch, "
+                        "--no-torch)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write settings and raw per-repetition times as JSON to PATH")
     return p
@@ -659,6 +664,9 @@ def main(argv=None):
         return _bench_inference.main([a for a in argv if a != "--inference"])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.profile:
+        from . import _profile
+        return _profile.main(args)
     if args.min_time is not None and not (0 <= args.min_time < 3600):
         parser.error(f"argument --min-time: expected seconds in [0, 3600), got {args.min_time}")
     if not _rows(args):

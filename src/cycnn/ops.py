@@ -18,6 +18,7 @@ import numpy as np
 from . import _args
 from ._kernels import conv as _conv
 from ._kernels import depthwise as _depthwise
+from ._kernels import eltwise as _eltwise
 from ._kernels import pool as _pool
 from ._threads import threads_for
 
@@ -30,6 +31,7 @@ __all__ = [
     "upsample2d", "upsample2d_backward",
     "zero_pad2d", "zero_pad2d_backward",
     "global_max_pool2d", "global_max_pool2d_backward",
+    "relu", "relu_backward",
 ]
 
 _INT_MAX = _args._INT_MAX
@@ -519,3 +521,44 @@ def global_max_pool2d_backward(dy, indices, input_shape):
     _args.check_ndim(idx, "indices", 2, "(N, C)")
     _args.check_shape(idx, "indices", dy.shape, "the shape of dy")
     return max_pool2d_backward(dy[:, :, None, None], idx[:, :, None, None], input_shape)
+
+
+def _out_array(out, shape, dtype, name="out"):
+    """``out`` checked as a writable C-contiguous array of ``shape`` and ``dtype`` (or a new one)."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writable C-contiguous {np.dtype(dtype).name} array of "
+                         f"shape {shape}, got {_args._describe(out)}")
+    return out
+
+
+def relu(x, out=None):
+    """max(x, 0) element-wise (NaN stays NaN), in one parallel pass.
+
+    ``out`` (optional): where to write, a C-contiguous array of x's shape and float dtype; it may
+    be ``x`` itself (in place).
+
+    Shape:
+        x (any) -> y (same shape).
+    """
+    dtype, (x,) = _args.float_arrays((x, "x"))
+    y = _out_array(out, x.shape, dtype)
+    _eltwise.relu_forward(x.reshape(-1), y.reshape(-1), _threads_for(4 * x.size))
+    return y
+
+
+def relu_backward(dy, y, out=None):
+    """Gradient of :func:`relu` from its output y: dy where y > 0, else 0 (also where dy is
+    NaN or infinite, as torch's threshold_backward). ``out`` may be ``dy`` itself.
+
+    Shape:
+        dy, y (same shape) -> dx (same shape).
+    """
+    dtype, (dy, y) = _args.float_arrays((dy, "dy"), (y, "y"))
+    _args.check_shape(y, "y", dy.shape, "the shape of dy")
+    dx = _out_array(out, dy.shape, dtype)
+    _eltwise.relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1),
+                           _threads_for(4 * dy.size))
+    return dx

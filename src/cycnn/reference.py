@@ -30,6 +30,7 @@ __all__ = [
     "upsample2d", "upsample2d_backward",
     "zero_pad2d", "zero_pad2d_backward",
     "global_max_pool2d", "global_max_pool2d_backward",
+    "relu", "relu_backward",
 ]
 
 
@@ -611,3 +612,20 @@ def global_max_pool2d_backward(dy, indices, input_shape):
     _args.check_ndim(idx, "indices", 2, "(N, C)")
     _args.check_shape(idx, "indices", dy.shape, "the shape of dy")
     return max_pool2d_backward(dy[:, :, None, None], idx[:, :, None, None], input_shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# activations
+# ----------------------------------------------------------------------------------------------
+
+def relu(x):
+    """max(x, 0) element-wise; NaN propagates. Shape: any -> the same."""
+    _, (x,) = _args.float_arrays((x, "x"))
+    return np.maximum(x, 0).astype(x.dtype)
+
+
+def relu_backward(dy, y):
+    """dy where the relu output y > 0, else 0. Shape: dy, y (same shape) -> dx."""
+    _, (dy, y) = _args.float_arrays((dy, "dy"), (y, "y"))
+    _args.check_shape(y, "y", dy.shape, "the shape of dy")
+    return np.where(y > 0, dy, 0).astype(dy.dtype)

@@ -4,6 +4,7 @@ All of them keep the input shape: output shape = input shape.
 """
 import numpy as np
 
+from .. import ops
 from .base import Layer, check_float, get as get_layer_class
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation",
@@ -19,13 +20,21 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         x = self._prepare(x)
-        y = np.maximum(x, 0)
+        y = ops.relu(x)
+        self._remember(y=y)
+        return y
+
+    def _forward_in_place(self, x):
+        """forward, overwriting x when it is a writable C-contiguous array of our dtype (the
+        fresh output of the layer this activation is fused into)."""
+        x = self._prepare(x)
+        y = ops.relu(x, out=x if x.flags.c_contiguous and x.flags.writeable else None)
         self._remember(y=y)
         return y
 
     def backward(self, dy):
         y = self._cached("y")
-        return (dy * (y > 0)).astype(self._dtype, copy=False)
+        return ops.relu_backward(np.asarray(dy, dtype=self._dtype), y)
 
 
 class LeakyReLU(Layer):
@@ -176,7 +185,11 @@ class WithActivation:
         return activation_config(self._activation_arg)
 
     def _activate(self, y, training):
-        return y if self.activation is None else self.activation.forward(y, training=training)
+        if self.activation is None:
+            return y
+        if type(self.activation) is ReLU:   # y is our own fresh output: rectified in place
+            return self.activation._forward_in_place(y)
+        return self.activation.forward(y, training=training)
 
     def _activation_backward(self, dy):
         return dy if self.activation is None else self.activation.backward(dy)
