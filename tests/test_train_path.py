@@ -107,6 +107,9 @@ def test_relu_kernels_match_the_reference(threads, dtype, size):
     np.testing.assert_array_equal(y, reference.relu(x))     # NaN in the same places
     dx = ops.relu_backward(dy, y)
     np.testing.assert_array_equal(dx, reference.relu_backward(dy, y))
+    if size > 16 * threads:
+        from cycnn._kernels import eltwise
+        assert eltwise.last_parallel_region() == ("relu_backward", threads)
     inplace = x.copy()
     assert ops.relu(inplace, out=inplace) is inplace
     np.testing.assert_array_equal(inplace, y)

@@ -545,7 +545,7 @@ def relu(x, out=None):
     """
     dtype, (x,) = _args.float_arrays((x, "x"))
     y = _out_array(out, x.shape, dtype)
-    _eltwise.relu_forward(x.reshape(-1), y.reshape(-1), _threads_for(4 * x.size))
+    _eltwise.relu_forward(x.reshape(-1), y.reshape(-1), threads_for(x.size, (x.size + 15) // 16))
     return y
 
 
@@ -560,5 +560,5 @@ def relu_backward(dy, y, out=None):
     _args.check_shape(y, "y", dy.shape, "the shape of dy")
     dx = _out_array(out, dy.shape, dtype)
     _eltwise.relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1),
-                           _threads_for(4 * dy.size))
+                           threads_for(dy.size, (dy.size + 15) // 16))
     return dx

@@ -7,13 +7,24 @@
 # cast); here each element is read and written once. The arrays are cut into one contiguous
 # chunk per thread (prange over the chunks, static schedule); each chunk is a plain loop over
 # raw pointers that the compiler turns into vector selects (no branch per element). Elementwise,
-# so the result does not depend on the thread count. One thread below MIN_PARALLEL elements.
+# so the result does not depend on the thread count. Threads: the n_threads given (cycnn._threads
+# decides: 1 for small arrays); each region reports its team (last_parallel_region).
 # Flat C-contiguous 1-D views (the caller reshapes); no allocation.
 
 from cython cimport floating
 from cython.parallel cimport prange
 
-cdef Py_ssize_t MIN_PARALLEL = 1 << 16
+cdef extern from "team.h" nogil:
+    void cycnn_note_team(int region)
+    int cycnn_last_team()
+
+_REGIONS = {1: "relu_forward", 2: "relu_backward"}
+
+
+def last_parallel_region():
+    """(name, team size) of this module's latest parallel loop; (None, 0) before the first."""
+    cdef int r = cycnn_last_team()
+    return _REGIONS.get(r >> 16), r & 0xffff
 
 
 cdef inline void _relu(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
@@ -34,7 +45,8 @@ cdef inline void _relu_grad(const floating *dy, const floating *y, floating *dx,
 
 
 cdef inline int _threads(Py_ssize_t n, int n_threads) noexcept nogil:
-    return n_threads if n >= MIN_PARALLEL and n_threads > 1 else 1
+    """At most one thread per 16 elements (the chunk granularity)."""
+    return max(1, min(n_threads, <int>min(<Py_ssize_t>n_threads, (n + 15) // 16)))
 
 
 def relu_forward(const floating[::1] x, floating[::1] y, int n_threads):
@@ -47,6 +59,8 @@ def relu_forward(const floating[::1] x, floating[::1] y, int n_threads):
         return
     chunk = ((n + nt - 1) // nt + 15) // 16 * 16
     for t in prange(nt, nogil=True, schedule='static', chunksize=1, num_threads=nt):
+        if t == 0:
+            cycnn_note_team(1)
         lo = t * chunk
         if lo < n:
             _relu(&x[lo], &y[lo], min(chunk, n - lo))
@@ -63,6 +77,8 @@ def relu_backward(const floating[::1] dy, const floating[::1] y, floating[::1] d
         return
     chunk = ((n + nt - 1) // nt + 15) // 16 * 16
     for t in prange(nt, nogil=True, schedule='static', chunksize=1, num_threads=nt):
+        if t == 0:
+            cycnn_note_team(2)
         lo = t * chunk
         if lo < n:
             _relu_grad(&dy[lo], &y[lo], &dx[lo], min(chunk, n - lo))
