@@ -611,6 +611,10 @@ BAD_INPUTS += [
     ("matmul", dict(a=_z(2, 3), b=_z(3, 2, 1)), ValueError, ["b", "(3, 2, 1)"]),
     ("matmul", dict(a=np.full((2, 2), "a"), b=_z(2, 2)), TypeError, ["a"]),
     ("matmul", dict(a=_z(2, 2), b=np.ones((2, 2), dtype=complex)), TypeError, ["b"]),
+    ("relu", dict(x=np.full((2, 2), "a")), TypeError, ["x"]),
+    ("relu", dict(x=_z(2, 2).astype(complex)), TypeError, ["x", "complex128"]),
+    ("relu_backward", dict(dy=_z(2, 3), y=_z(3, 2)), ValueError, ["y", "(3, 2)"]),
+    ("relu_backward", dict(dy=np.full((2, 2), "a"), y=_z(2, 2)), TypeError, ["dy"]),
 ]
 
 # grouped and transposed convolution, upsampling, zero padding, global max pooling
