@@ -4,6 +4,7 @@
   CYCNN_NO_OPENMP=1) the kernels are built serially and a loud warning says so.
 - No -march=native: files named *_avx2.c / *_avx512.c are compiled with their own ISA flags and
   chosen at run time from the CPU's features; everything else is baseline x86-64.
+- Each csrc/ file is compiled once and its object linked into every extension that lists it.
 """
 import os
 import shutil
@@ -11,12 +12,14 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.modified import newer_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ISA_FLAGS = {
@@ -54,10 +57,11 @@ def isa_of(path):
 
 
 class BuildExt(build_ext):
-    """build_ext that probes OpenMP and compiles ISA-specific C files with their own flags.
+    """build_ext that probes OpenMP, compiles the C kernels once for all extensions (ISA-specific
+    files with their own flags), then builds the extensions.
 
-    The extensions are built in parallel on the usable CPUs unless `-j N` says otherwise (pip
-    and `python -m build` give no -j).
+    Kernels and extensions are compiled in parallel on the usable CPUs unless `-j N` says
+    otherwise (pip and `python -m build` give no -j).
     """
 
     def finalize_options(self):
@@ -103,20 +107,38 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += OPENMP_FLAGS
                 ext.extra_link_args += OPENMP_FLAGS
             ext.define_macros.append(("CYCNN_OPENMP_BUILD", "1" if openmp else "0"))
+        self._compile_kernels()
         super().build_extensions()
 
-    def build_extension(self, ext):
-        # Compile the ISA-specific C files apart, each with its flags, and link their objects in.
-        isa_sources = [s for s in ext.sources if isa_of(s)]
-        ext.sources = [s for s in ext.sources if not isa_of(s)]
-        objects = []
-        for src in isa_sources:
-            objects += self.compiler.compile(
-                [src], output_dir=self.build_temp, include_dirs=ext.include_dirs,
-                macros=ext.define_macros, extra_postargs=BASE_FLAGS + isa_of(src),
-                depends=ext.depends)
-        ext.extra_objects = list(ext.extra_objects or []) + objects
-        super().build_extension(ext)
+    def _compile_kernels(self):
+        """Compile each csrc/ file once, in parallel, and link its object into every extension
+        that lists it (several extensions share the GEMM, conv and pool kernels; compiled per
+        extension they would cost twice and, built in parallel, race on the same object file).
+        *_avx2.c / *_avx512.c files get their ISA flags. An object newer than its source and
+        every header is reused unless --force."""
+        settings = {(tuple(e.include_dirs), tuple(e.define_macros), tuple(e.extra_compile_args))
+                    for e in self.extensions}
+        assert len(settings) == 1, "the extensions must share include dirs, macros and flags"
+        (include_dirs, macros, flags), = settings
+        headers = self.extensions[0].depends
+        kernels = sorted({s for e in self.extensions for s in e.sources if s.startswith("csrc")})
+
+        def compile_one(src):
+            obj, = self.compiler.object_filenames([src], output_dir=self.build_temp)
+            if self.force or newer_group([src] + headers, obj):
+                own_flags = BASE_FLAGS + isa_of(src) if isa_of(src) else list(flags)
+                self.compiler.compile([src], output_dir=self.build_temp, macros=list(macros),
+                                      include_dirs=list(include_dirs), extra_postargs=own_flags)
+            return obj
+
+        workers = os.cpu_count() if self.parallel is True else int(self.parallel or 1)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            objects = dict(zip(kernels, pool.map(compile_one, kernels)))
+        for ext in self.extensions:
+            mine = [s for s in ext.sources if s in objects]
+            ext.extra_objects = list(ext.extra_objects or []) + [objects[s] for s in mine]
+            ext.depends = ext.depends + mine  # an edited kernel relinks the extension
+            ext.sources = [s for s in ext.sources if s not in objects]
 
 
 def c_sources(*patterns):
