@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 import cycnn
@@ -103,8 +104,12 @@ def test_json_output(tmp_path):
         assert set(r["times_s"]) == {"cycnn", "reference"}
         assert len(r["times_s"]["cycnn"]) == 2
         assert all(t > 0 for ts in r["times_s"].values() for t in ts)
-        assert all(m > 0 for m in r["median_s"].values())
-        assert r["cycnn_rate"] > 0 and r["work"] > 0
+        for impl, ts in r["times_s"].items():
+            assert r["median_s"][impl] == pytest.approx(float(np.median(ts)), rel=1e-12)
+        # work is the shape's FLOPs / bytes at the quick batch; the rate is work per median second
+        shape = bench.SHAPES[r["shape"]].with_batch(bench.QUICK_BATCH)
+        assert r["work"] == shape.work(r["op"])
+        assert r["cycnn_rate"] == pytest.approx(r["work"] / r["median_s"]["cycnn"] / 1e9)
         assert r["check"] is True
 
 
@@ -116,8 +121,10 @@ def test_quick_with_torch():
     rows = table_rows(proc.stdout)
     assert len(rows) == 3
     for row in rows:
-        assert float(row[header.index("torch ms")]) > 0
-        assert float(row[header.index("cyc/torch")]) > 0
+        cyc, torch_ms = (float(row[header.index(c)]) for c in ("cycnn ms", "torch ms"))
+        assert torch_ms > 0
+        # the ratio column is cycnn's median over torch's (both printed to >= 3 digits)
+        assert float(row[header.index("cyc/torch")]) == pytest.approx(cyc / torch_ms, rel=0.02)
     assert "geometric mean of cycnn/torch time ratios" in proc.stdout
 
 
@@ -200,13 +207,14 @@ def test_measure_extends_fast_contenders():
 
 
 def test_main_in_process(capsys):
+    before = cycnn.get_num_threads()
     code = bench.main(["--quick", "--no-torch", "--threads", "1", "--shapes", "1x1",
                        "--ops", "conv_fwd", "--reps", "1"])
     out = capsys.readouterr().out
     assert code == 0
     rows = table_rows(out)
     assert [(r[0], r[1]) for r in rows] == [("1x1", "conv_fwd")]
-    assert cycnn.get_num_threads() >= 1
+    assert cycnn.get_num_threads() == before          # the thread count is restored
 
 
 def test_failing_kernel_is_reported_not_fatal(monkeypatch, capsys):

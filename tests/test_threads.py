@@ -273,3 +273,36 @@ def test_scratch_buffers_above_the_per_buffer_bound_are_not_kept(monkeypatch):
     again = _scratch.scratch("test-small", (10, 5), np.float64)  # reuses the kept buffer
     assert np.shares_memory(again, small) and cycnn.scratch_bytes() == 800
     cycnn.release_scratch()
+
+
+# ------------------------------------------------------------------ no NumPy BLAS in cycnn's paths
+
+BLAS_CALLS = {"dot", "matmul", "tensordot", "inner", "vdot", "linalg"}
+NOT_ENGINE = {"reference.py", "bench.py", "_profile.py", "_torch_train.py"}
+
+
+def test_the_engine_never_calls_numpys_blas():
+    """cycnn's own code (ops, layers, models, losses, optimizers...) never calls NumPy's BLAS
+    (``@``, np.dot, np.matmul, np.tensordot, np.linalg, einsum(optimize=...)): OpenBLAS's thread
+    pool would then spin against cycnn's OpenMP threads (README, notes on speed). The NumPy
+    oracle, the benchmark drivers and the examples may."""
+    import ast
+    import pathlib
+    root = pathlib.Path(cycnn.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.name in NOT_ENGINE or rel.parts[0] == "examples":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.MatMult):
+                found.append(f"{rel}:{node.lineno} @")
+            elif isinstance(node, ast.Attribute) and node.attr in BLAS_CALLS and (
+                    node.attr in ("dot", "vdot")     # also ndarray.dot
+                    or getattr(node.value, "id", "") in ("np", "numpy")):
+                found.append(f"{rel}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "einsum" \
+                    and any(k.arg == "optimize" for k in node.keywords):
+                found.append(f"{rel}:{node.lineno} einsum(optimize=...)")
+    assert root.joinpath("ops.py").exists() and root.joinpath("layers").is_dir()
+    assert not found, found
