@@ -17,7 +17,10 @@ under three settings, each in its own process (OpenBLAS reads its environment on
   blas-limit      the NumPy matmul inside threadpoolctl.threadpool_limits(1, user_api="blas")
   OPENBLAS_NUM_THREADS=1   set in the environment before NumPy loads
 
-Prints median milliseconds and the after/alone ratio. Speed is measured, never asserted.
+Prints median milliseconds and the after/alone ratio, and "spin": the CPU time the process burns
+while idle (0.2 s of sleep) right after the NumPy matmul, i.e. OpenBLAS's spinning threads (cycnn's
+own OpenMP threads are idle then: the idle time before the matmul is subtracted). Speed is
+measured, never asserted.
 """
 import argparse
 import json
@@ -85,6 +88,18 @@ def _worker(setting, reps, threads):
             after.append(time.perf_counter() - t0)
             time.sleep(0.3)
         results[name] = (statistics.median(alone), statistics.median(after))
+    spins = []
+    for _ in range(reps):
+        time.sleep(0.3)
+        c0 = time.process_time()
+        time.sleep(0.2)
+        idle = time.process_time() - c0
+        with limit():
+            na @ nb
+        c0 = time.process_time()
+        time.sleep(0.2)
+        spins.append(time.process_time() - c0 - idle)
+    results["spin"] = statistics.median(spins)
     return results
 
 
@@ -98,7 +113,8 @@ def main(argv=None):
         print(json.dumps(_worker(args.worker, args.reps, args.threads)))
         return
     print(f"cycnn on {args.threads} threads, {args.reps} reps, medians in ms "
-          f"(alone -> right after a 1024x1024 NumPy matmul)")
+          f"(alone -> right after a 1024x1024 NumPy matmul); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'setting':<24} {'loop':<8} {'alone':>8} {'after':>8} {'ratio':>6}")
     for setting, extra in SETTINGS.items():
         env = dict(os.environ, **extra)
@@ -108,9 +124,13 @@ def main(argv=None):
         if proc.returncode != 0:
             print(f"{setting:<24} failed: {proc.stderr.strip().splitlines()[-1:]}")
             continue
-        for loop, (alone, after) in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+        results = json.loads(proc.stdout.strip().splitlines()[-1])
+        spin = results.pop("spin")
+        for loop, (alone, after) in results.items():
             print(f"{setting:<24} {loop:<8} {alone * 1e3:8.2f} {after * 1e3:8.2f} "
                   f"{after / alone:6.2f}")
+        print(f"{setting:<24} {'spin':<8} {spin * 1e3:8.1f} ms of CPU in the 200 ms after the "
+              f"NumPy matmul")
 
 
 if __name__ == "__main__":
