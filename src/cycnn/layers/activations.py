@@ -7,7 +7,7 @@ import numpy as np
 from .. import ops
 from .base import Layer, check_float, get as get_layer_class
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation",
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Activation", "get_activation",
            "activation_config", "ACTIVATIONS", "WithActivation"]
 
 
@@ -193,6 +193,43 @@ class WithActivation:
 
     def _activation_backward(self, dy):
         return dy if self.activation is None else self.activation.backward(dy)
+
+
+class Activation(Layer):
+    """An activation given by name, as Keras's ``Activation('relu')``: one of
+    ``'relu'``, ``'leaky_relu'``, ``'sigmoid'``, ``'tanh'``, ``'softmax'`` (over axis 1, the
+    channel/feature axis of cycnn's layouts) or ``'linear'`` (identity). The work is done by the
+    matching layer (ReLU, ...), held as a sub-layer.
+
+    Shape: any (N, ...) input; output has the same shape.
+    """
+
+    def __init__(self, activation, name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        if not isinstance(activation, str):
+            raise TypeError(f"activation must be a str, got {activation!r}")
+        key = activation.lower()
+        if key != "linear" and key not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS) + ['linear']}, got "
+                             f"{activation!r}")
+        self.activation = key
+        self._inner = None if key == "linear" else get_activation(key, self.name, dtype)
+
+    def _config(self):
+        return {"activation": self.activation}
+
+    def _children(self):
+        return [] if self._inner is None else [self._inner]
+
+    def forward(self, x, training=False):
+        x = self._prepare(x)
+        self._remember(called=True)
+        return x if self._inner is None else self._inner.forward(x, training=training)
+
+    def backward(self, dy):
+        self._cached("called")
+        dy = np.asarray(dy, dtype=self.dtype)
+        return dy if self._inner is None else self._inner.backward(dy)
 
 
 def activation_config(activation):

@@ -2,11 +2,11 @@
 import numpy as np
 
 from .. import ops
-from .._args import conv_padding, positive_pair
+from .._args import conv_padding, conv_transpose_padding, pair, positive_pair
 from .activations import WithActivation
 from .base import Layer, check_bool, check_initializer, check_padding, check_positive_int
 
-__all__ = ["Conv2D", "Conv1D"]
+__all__ = ["Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Conv1D"]
 
 
 def _as_list(value):
@@ -16,9 +16,12 @@ def _as_list(value):
 class Conv2D(WithActivation, Layer):
     """2-D convolution (cross-correlation) over NCHW input, optionally followed by an activation.
 
-    Parameters: ``kernel`` (filters, C, R, S) and ``bias`` (filters,) when ``use_bias``.
+    Parameters: ``kernel`` (filters, C/groups, R, S) and ``bias`` (filters,) when ``use_bias``.
     ``padding`` is an int, a pair (ph, pw), ``'valid'`` (no padding) or ``'same'`` (TensorFlow
     meaning: output ceil(H / stride); an odd total pad puts the extra pixel bottom/right).
+    ``groups`` (dividing C and filters) splits channels and filters into groups that see only
+    each other (PyTorch's meaning); ``groups=C`` is a depthwise convolution (see also
+    :class:`DepthwiseConv2D`).
 
     Shape:
         input (N, C, H, W) -> output (N, filters, H_out, W_out) with, per axis,
@@ -27,23 +30,36 @@ class Conv2D(WithActivation, Layer):
     """
 
     def __init__(self, filters, kernel_size, stride=1, padding="valid", dilation=1, use_bias=True,
-                 activation=None, kernel_initializer="he_uniform", name=None, dtype="float32"):
+                 activation=None, kernel_initializer="he_uniform", groups=1, name=None,
+                 dtype="float32"):
         super().__init__(name=name, dtype=dtype)
         self.filters = check_positive_int(filters, "filters")
+        self._init_geometry(kernel_size, stride, padding, dilation, use_bias, kernel_initializer)
+        self.groups = check_positive_int(groups, "groups")
+        if self.filters % self.groups:
+            raise ValueError(f"groups must divide filters, got groups={self.groups} and "
+                             f"filters={self.filters}")
+        self._set_activation(activation)
+
+    def _init_geometry(self, kernel_size, stride, padding, dilation, use_bias, kernel_initializer):
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = positive_pair(stride, "stride")
         self.dilation = positive_pair(dilation, "dilation")
         self.padding = check_padding(padding)
         self.use_bias = check_bool(use_bias, "use_bias")
         self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
-        self._set_activation(activation)
+
+    def _geometry_config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": _as_list(self.padding), "dilation": list(self.dilation),
+                "use_bias": self.use_bias, "activation": self._activation_config(),
+                "kernel_initializer": self.kernel_initializer}
 
     def _config(self):
-        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
-                "stride": list(self.stride), "padding": _as_list(self.padding),
-                "dilation": list(self.dilation), "use_bias": self.use_bias,
-                "activation": self._activation_config(),
-                "kernel_initializer": self.kernel_initializer}
+        config = {"filters": self.filters, **self._geometry_config()}
+        if self.groups != 1:
+            config["groups"] = self.groups
+        return config
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -52,26 +68,32 @@ class Conv2D(WithActivation, Layer):
         if self.built and input_shape[0] != self.input_shape[0]:
             raise ValueError(f"{type(self).__name__} '{self.name}' was built for "
                              f"{self.input_shape[0]} input channels, got input shape {input_shape}")
+        if input_shape[0] % self.groups:
+            raise ValueError(f"{type(self).__name__} '{self.name}' has groups={self.groups}, "
+                             f"which must divide the {input_shape[0]} input channels")
+
+    def _out_channels(self, channels):
+        return self.filters
 
     def compute_output_shape(self, input_shape):
         self._check_input_shape(tuple(input_shape))
         _, _, _, (oh, ow) = conv_padding(self.padding, tuple(input_shape[1:]), self.kernel_size,
                                          self.stride, self.dilation)
-        return (self.filters, oh, ow)
+        return (self._out_channels(int(input_shape[0])), oh, ow)
 
     def _build(self, input_shape):
         out = self.compute_output_shape(input_shape)
-        shape = (self.filters, input_shape[0]) + self.kernel_size
+        shape = (out[0], input_shape[0] // self.groups) + self.kernel_size
         self.add_weight("kernel", shape, self.kernel_initializer)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), "zeros")
+            self.add_weight("bias", (out[0],), "zeros")
         return out
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
         self._remember(x=x)
         y = ops.conv2d(x, self.params["kernel"], self.params.get("bias"), stride=self.stride,
-                       padding=self.padding, dilation=self.dilation)
+                       padding=self.padding, dilation=self.dilation, groups=self.groups)
         return self._activate(y, training)
 
     def backward(self, dy):
@@ -80,7 +102,138 @@ class Conv2D(WithActivation, Layer):
         dy = np.asarray(dy, dtype=self.dtype)
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["kernel"], stride=self.stride,
                                          padding=self.padding, dilation=self.dilation,
-                                         compute_dx=self.needs_input_grad)
+                                         compute_dx=self.needs_input_grad, groups=self.groups)
+        self.grads = {"kernel": dw}
+        if self.use_bias:
+            self.grads["bias"] = db
+        return dx
+
+
+class DepthwiseConv2D(Conv2D):
+    """Depthwise 2-D convolution: every input channel convolved with its own
+    ``depth_multiplier`` filters (Conv2D with groups = C and filters = C * depth_multiplier, run
+    on a direct kernel), optionally followed by an activation; MobileNet's spatial half.
+
+    Parameters: ``kernel`` (C * depth_multiplier, 1, R, S), output channel k reading input
+    channel k // depth_multiplier (PyTorch's layout), and ``bias`` (C * depth_multiplier,)
+    when ``use_bias``. ``padding`` as :class:`Conv2D`.
+
+    Shape:
+        input (N, C, H, W) -> output (N, C * depth_multiplier, H_out, W_out), H_out and W_out as
+        :class:`Conv2D`.
+    """
+
+    def __init__(self, kernel_size, depth_multiplier=1, stride=1, padding="valid", dilation=1,
+                 use_bias=True, activation=None, kernel_initializer="he_uniform", name=None,
+                 dtype="float32"):
+        Layer.__init__(self, name=name, dtype=dtype)
+        self.depth_multiplier = check_positive_int(depth_multiplier, "depth_multiplier")
+        self._init_geometry(kernel_size, stride, padding, dilation, use_bias, kernel_initializer)
+        self.filters = None   # C * depth_multiplier, known at build
+        self.groups = 1       # C, known at build
+        self._set_activation(activation)
+
+    def _config(self):
+        return {"depth_multiplier": self.depth_multiplier, **self._geometry_config()}
+
+    def _out_channels(self, channels):
+        return channels * self.depth_multiplier
+
+    def build(self, input_shape):
+        if not self.built and len(tuple(input_shape)) == 3:
+            self.groups = int(tuple(input_shape)[0])
+            self.filters = self.groups * self.depth_multiplier
+        super().build(input_shape)
+
+
+class Conv2DTranspose(WithActivation, Layer):
+    """2-D transposed convolution ("deconvolution", the input gradient of a :class:`Conv2D`),
+    optionally followed by an activation; upsamples by ``stride``.
+
+    Parameters: ``kernel`` (C, filters, R, S) (PyTorch's ``ConvTranspose2d`` layout) and
+    ``bias`` (filters,) when ``use_bias``. ``padding`` is an int or a pair cropped from both
+    sides of the full output, ``'valid'`` (0) or ``'same'`` (output = input * stride, as Keras);
+    ``output_padding`` (smaller than the stride or the dilation) adds rows/columns at the
+    bottom/right to reach an exact size.
+
+    Shape:
+        input (N, C, H, W) -> output (N, filters, H_out, W_out) with, per axis,
+        ``H_out = (H - 1) * stride - pad_top - pad_bottom + dilation * (R - 1)
+        + output_padding + 1``; 'same': ``H_out = H * stride``.
+    """
+    _default_name = "conv2d_transpose"
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+                 use_bias=True, activation=None, kernel_initializer="he_uniform", name=None,
+                 dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.padding = check_padding(padding)
+        self.output_padding = check_padding(output_padding, "output_padding")
+        if isinstance(self.output_padding, str):
+            raise TypeError(f"output_padding must be an int or a pair, got {output_padding!r}")
+        op = pair(self.output_padding, "output_padding")
+        if self.padding == "same" and any(op):
+            raise ValueError(f"output_padding must be 0 with padding='same', got "
+                             f"{output_padding!r}")
+        for e, s, d in zip(op, self.stride, self.dilation):
+            if e >= s and e >= d:
+                raise ValueError(f"output_padding must be smaller than the stride or the "
+                                 f"dilation, got output_padding={output_padding!r} with stride "
+                                 f"{stride!r} and dilation {dilation!r}")
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_initializer = check_initializer(kernel_initializer, "kernel_initializer")
+        self._set_activation(activation)
+
+    def _config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride), "padding": _as_list(self.padding),
+                "output_padding": _as_list(self.output_padding), "dilation": list(self.dilation),
+                "use_bias": self.use_bias, "activation": self._activation_config(),
+                "kernel_initializer": self.kernel_initializer}
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv2DTranspose '{self.name}' expects per-sample input shape "
+                             f"(C, H, W), got {input_shape}")
+        if self.built and input_shape[0] != self.input_shape[0]:
+            raise ValueError(f"Conv2DTranspose '{self.name}' was built for {self.input_shape[0]} "
+                             f"input channels, got input shape {input_shape}")
+
+    def _geometry(self):
+        return dict(stride=self.stride, padding=self.padding,
+                    output_padding=self.output_padding, dilation=self.dilation)
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        _, _, _, (oh, ow) = conv_transpose_padding(
+            self.padding, self.output_padding, tuple(input_shape[1:]), self.kernel_size,
+            self.stride, self.dilation)
+        return (self.filters, oh, ow)
+
+    def _build(self, input_shape):
+        out = self.compute_output_shape(input_shape)
+        self.add_weight("kernel", (input_shape[0], self.filters) + self.kernel_size,
+                        self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), "zeros")
+        return out
+
+    def forward(self, x, training=False):
+        x = self._prepare(x, 4, "(N, C, H, W)")
+        self._remember(x=x)
+        y = ops.conv_transpose2d(x, self.params["kernel"], self.params.get("bias"),
+                                 **self._geometry())
+        return self._activate(y, training)
+
+    def backward(self, dy):
+        x = self._cached("x")
+        dy = np.asarray(self._activation_backward(dy), dtype=self.dtype)
+        dx, dw, db = ops.conv_transpose2d_backward(dy, x, self.params["kernel"],
+                                                   **self._geometry())
         self.grads = {"kernel": dw}
         if self.use_bias:
             self.grads["bias"] = db

@@ -5,7 +5,7 @@ from .. import ops
 from .._args import pool_padding, positive_pair
 from .base import Layer, check_padding
 
-__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"]
+__all__ = ["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 
 class _Pool2D(Layer):
@@ -101,3 +101,31 @@ class GlobalAvgPool2D(Layer):
         n, c, h, w = self._cached("in_shape")
         dy = np.asarray(dy, dtype=self.dtype) / self.dtype.type(h * w)
         return np.ascontiguousarray(np.broadcast_to(dy[:, :, None, None], (n, c, h, w)))
+
+
+class GlobalMaxPool2D(Layer):
+    """Maximum over the whole H x W plane of every channel (the gradient goes to the element
+    chosen: the first maximum on ties, as :func:`cycnn.ops.global_max_pool2d`).
+
+    Shape:
+        input (N, C, H, W) -> output (N, C).
+    """
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"GlobalMaxPool2D '{self.name}' expects per-sample input shape "
+                             f"(C, H, W), got {input_shape}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        return (int(input_shape[0]),)
+
+    def forward(self, x, training=False):
+        x = self._prepare(x, 4, "(N, C, H, W)")
+        y, indices = ops.global_max_pool2d(x)
+        self._remember(indices=indices, in_shape=x.shape)
+        return y
+
+    def backward(self, dy):
+        indices, in_shape = self._cached("indices"), self._cached("in_shape")
+        return ops.global_max_pool2d_backward(np.asarray(dy, dtype=self.dtype), indices, in_shape)
