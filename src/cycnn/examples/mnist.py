@@ -12,7 +12,7 @@ Prints progress, the test accuracy and images/s of every epoch, saves the model
 import os
 import sys
 
-from cycnn import layers, optim
+from cycnn import distributed, layers, optim
 from cycnn.models import Sequential
 
 from . import _train
@@ -69,6 +69,8 @@ def main(argv=None):
     train, test = _train.setup(args)
     model = build_model()
     history = _train.train_and_report(model, args, train, test, "mnist_cnn.cyc")
+    if not distributed.is_main():   # rank 0 reports and writes files
+        return 0
     plot_path = os.path.join(args.out, "mnist_curves.png")
     if plot_history(history, plot_path):
         print(f"saved the learning curves to {plot_path}")

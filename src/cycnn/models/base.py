@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import layers as _layers
 from .. import losses as _losses
+from .. import distributed as _distributed
 from .. import optim as _optim
 from .._random import get_rng
 from . import plan as _plan
@@ -101,6 +102,8 @@ class Model:
     ``optimizer``, ``loss``, ``metrics`` (after :meth:`compile`), ``stop_training`` (a callback
     sets it to end :meth:`fit` after the current batch).
     """
+
+    _data_parallel = None   # cycnn.distributed's helper while fit runs data-parallel
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -415,37 +418,74 @@ class Model:
 
     def _train_step(self, xs, ys):
         graph = self._graph
+        dp = self._data_parallel          # cycnn.distributed's helper while fit runs on ranks
         skip = self._skip()
         saved = [(buf, buf.copy()) for layer in self.layers
                  for buf in layer.buffers.values()]   # BatchNorm running statistics
-        outs = graph.forward(xs, True, skip)
-        total = 0.0
-        dys = []
-        logs = {}
-        names = self._output_names() if len(outs) > 1 else None
-        for i, (out, yb, loss_fn) in enumerate(zip(outs, ys, self._losses)):
-            value, dy = loss_fn.value_and_grad(out, yb)
-            value = float(value)
-            total += value
-            dys.append(dy)
-            if names:
-                logs[f"{names[i]}_loss"] = value
-        if not math.isfinite(total):
+        n_out = len(self._graph.outputs)
+        want_acc = "accuracy" in self.metrics
+        rows = len(xs[0])
+        error = None
+        if rows == 0:              # data-parallel: this rank's share of a tiny last batch
+            return self._empty_share_step(dp, n_out, want_acc)
+        try:
+            outs = graph.forward(xs, True, skip)
+            dys, losses = [], []
+            for out, yb, loss_fn in zip(outs, ys, self._losses):
+                value, dy = loss_fn.value_and_grad(out, yb)
+                losses.append(float(value))
+                dys.append(dy)
+            accs = ([_accuracy(out, yb, self._threshold(i)) / len(yb)
+                     for i, (out, yb) in enumerate(zip(outs, ys))] if want_acc else [])
+            total = sum(losses)
+            if not math.isfinite(total):
+                error = FloatingPointError(f"loss became {total}: lower the learning rate?")
+        except Exception as exc:
+            if dp is None:
+                raise
+            error, losses, accs = exc, [0.0] * n_out, [0.0] * (n_out if want_acc else 0)
+        total_rows = rows
+        try:
+            if dp is not None:     # global loss/accuracy, and did any rank fail?
+                sums, total_rows = dp.agree([v * rows for v in losses + accs], rows, error)
+                losses = [v / total_rows for v in sums[:n_out]]
+                accs = [v / total_rows for v in sums[n_out:]]
+            elif error is not None:
+                raise error
+        except Exception:
             for buf, before in saved:
                 buf[...] = before
-            raise FloatingPointError(f"loss became {total}: lower the learning rate?")
+            raise
         graph.backward(dys, need_input_grads=False)
-        self.optimizer.step(self.params, self.grads)
+        grads = self.grads
+        if dp is not None:         # mean gradient of the global batch: one allreduce
+            grads = dp.reduce_grads(grads, rows, total_rows)
+        self.optimizer.step(self.params, grads)
         self.mark_weights_changed()      # inference plans built on the old weights are stale
-        logs["loss"] = total
-        if "accuracy" in self.metrics:
-            accs = [_accuracy(out, yb, self._threshold(i)) / len(yb)
-                    for i, (out, yb) in enumerate(zip(outs, ys))]
+        logs = {}
+        names = self._output_names() if n_out > 1 else None
+        if names:
+            for name, value in zip(names, losses):
+                logs[f"{name}_loss"] = value
+        logs["loss"] = sum(losses)
+        if want_acc:
             if names:
                 for name, acc in zip(names, accs):
                     logs[f"{name}_accuracy"] = acc
             else:
                 logs["accuracy"] = accs[0]
+        return logs
+
+    def _empty_share_step(self, dp, n_out, want_acc):
+        """A data-parallel step on a rank whose share of the batch is empty: it still takes
+        part in the collectives (with zero rows and zero gradients) and applies the update."""
+        sums, total_rows = dp.agree([0.0] * (n_out * (2 if want_acc else 1)), 0, None)
+        grads = dp.reduce_grads([np.zeros_like(p) for p in self.params], 0, total_rows)
+        self.optimizer.step(self.params, grads)
+        self.mark_weights_changed()
+        logs = {"loss": float(sum(sums[:n_out])) / total_rows}
+        if want_acc and n_out == 1:
+            logs["accuracy"] = float(sums[n_out]) / total_rows
         return logs
 
     # ------------------------------------------------------------------ training
@@ -515,6 +555,13 @@ class Model:
         batch_size = min(batch_size, n)
         n_batches = -(-n // batch_size)
         batches = [Batches(arr, batch_size) for arr in xs]
+        dp = _distributed.active()       # data-parallel over MPI ranks (cycnn.distributed)
+        if dp is not None:
+            dp.broadcast_model(self)
+            if dp.rank != 0:             # only rank 0 prints and writes files
+                verbose = 0
+                user_callbacks = [cb for cb in user_callbacks
+                                  if not getattr(cb, "writes_files", False)]
         history = History()
         extra = [LearningRateScheduler(lr_schedule, from_initial=True)] if lr_schedule else []
         cbs = CallbackList([history, *extra, *user_callbacks], self,
@@ -525,22 +572,41 @@ class Model:
         want_acc = "accuracy" in self.metrics and len(ys) == 1
         cbs.on_train_begin()
         logs = {}
+        try:
+            self._data_parallel = dp
+            self._fit_epochs(xs, ys, val, batches, batch_size, n_batches, epochs, initial_epoch,
+                             shuffle, augment, cbs, progress, want_acc, dp, logs)
+        finally:
+            self._data_parallel = None
+        cbs.on_train_end(self._last_logs)
+        return history
+
+    def _fit_epochs(self, xs, ys, val, batches, batch_size, n_batches, epochs, initial_epoch,
+                    shuffle, augment, cbs, progress, want_acc, dp, logs):
+        n = len(xs[0])
+        self._last_logs = logs
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             progress.start(epoch)
             t0 = time.perf_counter()
-            order = get_rng().permutation(n) if shuffle else None
+            if not shuffle:
+                order = None
+            elif dp is None:
+                order = get_rng().permutation(n)
+            else:                        # rank 0's order on every rank
+                order = dp.permutation(get_rng(), n)
             sums = {}
             seen = 0
             for b in range(n_batches):
                 start, stop = b * batch_size, min((b + 1) * batch_size, n)
+                lo, hi = (start, stop) if dp is None else dp.share(start, stop)
                 if order is not None:
-                    index = order[start:stop]
+                    index = order[lo:hi]
                     xb = [bt.take(index) for bt in batches]
                     yb = [prepare_y(arr[index]) for arr in ys]
                 else:
-                    xb = [bt.slice(start, stop, copy=augment is not None) for bt in batches]
-                    yb = [prepare_y(arr[start:stop]) for arr in ys]
+                    xb = [bt.slice(lo, hi, copy=augment is not None) for bt in batches]
+                    yb = [prepare_y(arr[lo:hi]) for arr in ys]
                 if augment is not None:
                     xb = [augment(xb[0])]
                 count = stop - start
@@ -559,6 +625,8 @@ class Model:
                 if self.stop_training:
                     break
             train_time = time.perf_counter() - t0
+            if dp is not None:           # BatchNorm statistics: the mean over the ranks
+                dp.average_buffers(self)
             logs = {key: value / seen for key, value in sums.items()}
             if "accuracy" in logs:  # an exact fraction of correct samples
                 logs["accuracy"] = round(logs["accuracy"] * seen) / seen
@@ -570,10 +638,9 @@ class Model:
             logs["images_per_sec"] = seen / train_time if train_time > 0 else float("inf")
             progress.end(logs)
             cbs.on_epoch_end(epoch, logs)
+            self._last_logs = logs
             if self.stop_training:
                 break
-        cbs.on_train_end(logs)
-        return history
 
     def evaluate(self, x, y, batch_size=256, verbose=0):
         """Loss (and metrics) over (x, y), in inference mode: ``{'loss': ..., 'accuracy': ...}``
@@ -595,14 +662,19 @@ class Model:
         want_acc = "accuracy" in self.metrics
         losses = [0.0] * len(ys)
         correct = [0] * len(ys)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
+        dp = _distributed.active()       # each rank evaluates its share; sums are reduced
+        lo, hi = (0, n) if dp is None else dp.share(0, n)
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
             outs = self._graph.forward([bt.slice(start, stop) for bt in batches], False, skip)
             for i, (out, arr, loss_fn) in enumerate(zip(outs, ys, self._losses)):
                 yb = prepare_y(arr[start:stop])
                 losses[i] += float(loss_fn(out, yb)) * (stop - start)
                 if want_acc:
                     correct[i] += _accuracy(out, yb, self._threshold(i))
+        if dp is not None:
+            sums, _ = dp.agree(losses + correct, hi - lo, None)
+            losses, correct = list(sums[:len(ys)]), [int(round(c)) for c in sums[len(ys):]]
         result = {"loss": sum(losses) / n}
         if want_acc and not names:
             result["accuracy"] = correct[0] / n
@@ -713,7 +785,10 @@ class Model:
 
     def save(self, path):
         """Write architecture, weights, buffers, compile settings and optimizer state to one
-        file (format: :mod:`cycnn.models.saving`). The write is atomic."""
+        file (format: :mod:`cycnn.models.saving`). The write is atomic. In data-parallel
+        training (:mod:`cycnn.distributed`) only rank 0 writes; the other ranks do nothing."""
+        if not _distributed.is_main():
+            return
         saving.save_model(self, path)
 
     def __repr__(self):

@@ -29,7 +29,13 @@ __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpo
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing.
+
+    ``writes_files``: True for callbacks that write files (ModelCheckpoint, CSVLogger); in
+    data-parallel training (:mod:`cycnn.distributed`) only rank 0 runs them.
+    """
+
+    writes_files = False
 
     def __init__(self):
         self.model = None
@@ -201,6 +207,8 @@ class ModelCheckpoint(Callback):
     leaves the previous checkpoint intact. ``best`` holds the best value seen.
     """
 
+    writes_files = True   # data-parallel fit: rank 0 only (cycnn.distributed)
+
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
                  verbose=0):
         super().__init__()
@@ -237,6 +245,8 @@ class CSVLogger(Callback):
     ``append``: add to an existing file (no second header) instead of replacing it. The file is
     flushed after every row, so a crashed run keeps its epochs.
     """
+
+    writes_files = True   # data-parallel fit: rank 0 only (cycnn.distributed)
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
