@@ -37,6 +37,7 @@ How a step works (design)
 """
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = ["init", "is_initialized", "rank", "size", "is_main", "barrier", "allr
            "shutdown"]
 
 _comm = None            # the communicator once init() has run
+_helper = None          # its DataParallel helper (kept: it holds the flat gradient buffer)
 _previous_hook = None
 
 
@@ -65,13 +67,14 @@ def init(comm=None, set_threads=True):
     thread count (``cycnn.set_num_threads`` or ``OMP_NUM_THREADS``).
     Returns the communicator.
     """
-    global _comm, _previous_hook
+    global _comm, _helper, _previous_hook
     MPI = _mpi()
     if comm is None:
         comm = MPI.COMM_WORLD
     if _comm is not None:
         return _comm
     _comm = comm
+    _helper = DataParallel(comm) if comm.Get_size() > 1 else None
     if set_threads:
         _share_cores(comm, MPI)
     if comm.Get_size() > 1:
@@ -82,8 +85,8 @@ def init(comm=None, set_threads=True):
 
 def shutdown():
     """Leave data-parallel mode (fit runs single-process again); for tests and notebooks."""
-    global _comm, _previous_hook
-    _comm = None
+    global _comm, _helper, _previous_hook
+    _comm = _helper = None
     if _previous_hook is not None:
         sys.excepthook = _previous_hook
         _previous_hook = None
@@ -152,9 +155,7 @@ def allreduce_mean(values):
 
 def active():
     """The :class:`DataParallel` helper when training should be data-parallel, else None."""
-    if _comm is None or _comm.Get_size() == 1:
-        return None
-    return DataParallel(_comm)
+    return _helper
 
 
 class RankFailed(RuntimeError):
@@ -169,6 +170,8 @@ class DataParallel:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self._flat = None
+        self.comm_seconds = 0.0     # time spent in the gradient allreduce (benchmarks read it)
+        self.steps = 0
 
     # -- start of training -------------------------------------------------------------------
     def broadcast_model(self, model):
@@ -176,8 +179,12 @@ class DataParallel:
         for layer in model.layers:
             for store in (layer.params, layer.buffers):
                 for arr in store.values():
-                    self.comm.Bcast(np.ascontiguousarray(arr) if not arr.flags.c_contiguous
-                                    else arr, root=0)
+                    if arr.flags.c_contiguous:
+                        self.comm.Bcast(arr, root=0)
+                    else:
+                        tmp = np.ascontiguousarray(arr)
+                        self.comm.Bcast(tmp, root=0)
+                        arr[...] = tmp
         if model.optimizer is not None:
             state = self.comm.bcast(model.optimizer.state_dict() if self.rank == 0 else None,
                                     root=0)
@@ -234,7 +241,10 @@ class DataParallel:
             np.multiply(g.reshape(-1), weight, out=view, casting="unsafe")
             views.append(view.reshape(g.shape))
             offset += k
+        t0 = time.perf_counter()
         self.comm.Allreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM)
+        self.comm_seconds += time.perf_counter() - t0
+        self.steps += 1
         return views
 
     def average_buffers(self, model):
