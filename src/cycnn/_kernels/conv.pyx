@@ -1,24 +1,35 @@
-# Design: conv2d forward and backward as one GEMM per image over im2col columns.
+# Design: conv2d forward and backward on the CPU, one image per thread.
 #
 #   forward   y[n]  (K x L)   = w (K x CRS) . col[n] (CRS x L)  (+ b broadcast along L)
 #   backward  dw    (K x CRS) = sum_n dy[n] (K x L) . col[n]^T
-#             dcol  (CRS x L) = w^T . dy[n];   dx[n] = col2im(dcol)
+#             dx[n]           = col2im(w^T . dy[n])  or, stride 1: conv(dy[n], flipped w)
 #             db    (K)       = sum over n, h, w of dy
 #   with CRS = C*R*S, L = Ho*Wo and col[n] = im2col(x[n]) (csrc/conv/im2col.c).
 #
+# float32 (the path that matters for speed) runs the forward pass and the stride-1 dx as an
+# implicit GEMM (csrc/conv/sconv_igemm.c): the filters are packed once per call into the GEMM
+# micro-kernel's layout and shared by the threads; each thread copies its image into a
+# zero-padded buffer and packs the GEMM's B panels straight from it (no im2col matrix), with the
+# bias and an optional ReLU fused into the store. dx for stride 1 is the same kernel run on dy
+# with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
+# dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
+# _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there.) float64 and the weight
+# gradient use im2col + the packed GEMM (csrc/gemm).
+#
 # Parallel: prange over images (schedule='static') on the n_threads threads cycnn._threads chose
 # (at most N in backward). (The forward pass with fewer images than threads shares each image
-# among the threads instead.) Each parallel region reports its team (last_parallel_region).
-# Every thread owns a column buffer (CRS*L elements) and a GEMM workspace, allocated once per
-# call before the parallel region and indexed by threadid(); the GEMM itself (csrc/gemm) is
-# single-threaded.
-# The weight gradient is accumulated per thread in (n_threads, K, CRS) and summed in thread
-# order after the loop, so results are deterministic for a given thread count.
+# among the threads instead: bands of output pixels.) Each parallel region reports its team
+# (last_parallel_region). Every thread owns its scratch (column buffer or padded image, GEMM
+# workspace), allocated once per call before the parallel region and indexed by threadid(); the
+# GEMM itself (csrc/gemm) is single-threaded. The weight gradient is accumulated per thread in
+# (n_threads, K, CRS) and summed in thread order after the loop, so results are deterministic
+# for a given thread count (y and dx do not depend on the thread count at all).
 # A 1x1 convolution with stride 1 and no padding skips im2col: x[n] already is its col matrix.
 #
-# Memory: n_threads * (CRS*L + GEMM workspace) (+ n_threads*(K*CRS + K) in backward), kept per
-# Python thread between calls, within the bounds of cycnn._scratch.
-# Inputs are const memoryviews (read-only arrays work); outputs are allocated by cycnn.ops.
+# Memory: n_threads * (CRS*L or padded image, + workspace) (+ n_threads*(K*CRS + K) in
+# backward) + the packed filters, kept per Python thread between calls, within the bounds of
+# cycnn._scratch. Inputs are const memoryviews (read-only arrays work); outputs are allocated by
+# cycnn.ops.
 
 import numpy as np
 
@@ -73,6 +84,21 @@ cdef extern from "conv/conv.h" nogil:
     void cycnn_col2im_f64(const double *col, int C, int H, int W, int R, int S, int sh, int sw,
                           int pt, int pl, int dh, int dw, int Ho, int Wo, double *x)
 
+cdef extern from "conv/sconv_igemm.h" nogil:
+    ctypedef struct cycnn_conv_geom:
+        int C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo
+    const void *cycnn_sconv_config()
+    size_t cycnn_sconv_packed_weights_floats(const void *cfg, int K, ptrdiff_t CRS)
+    void cycnn_sconv_pack_weights(const void *cfg, int K, ptrdiff_t CRS, const float *w,
+                                  ptrdiff_t rsw, ptrdiff_t csw, float *wp)
+    size_t cycnn_sconv_padded_floats(const void *cfg, const cycnn_conv_geom *g)
+    void cycnn_sconv_pad_image(const void *cfg, const cycnn_conv_geom *g, const float *x,
+                               float *xp)
+    size_t cycnn_sconv_workspace_bytes(const void *cfg)
+    void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                           int relu, float *y, ptrdiff_t ldy, void *ws)
+
 SIMD_PATHS = ("generic", "avx2", "avx512")
 
 _init_status = cycnn_gemm_init()   # picks the micro-kernel once, honouring CYCNN_SIMD
@@ -123,14 +149,17 @@ from .._scratch import scratch as _scratch
 
 
 cdef class _Workspaces:
-    """n GEMM workspaces, each 64-byte aligned, in one per-thread scratch buffer."""
+    """n workspaces of `nbytes` (default: a GEMM workspace), each 64-byte aligned, in one
+    per-thread scratch buffer named `slot`."""
     cdef object buf
     cdef char *base
     cdef size_t stride
 
-    def __cinit__(self, int n):
-        self.stride = (cycnn_gemm_workspace_size() + 63) // 64 * 64
-        self.buf = _scratch("gemm-workspaces", (n * self.stride + 64,), np.uint8)
+    def __cinit__(self, int n, size_t nbytes=0, slot="gemm-workspaces"):
+        if nbytes == 0:
+            nbytes = cycnn_gemm_workspace_size()
+        self.stride = (nbytes + 63) // 64 * 64
+        self.buf = _scratch(slot, (n * self.stride + 64,), np.uint8)
         cdef unsigned char[::1] view = self.buf
         cdef uintptr_t addr = <uintptr_t>&view[0]
         self.base = <char *>((addr + 63) // 64 * 64)
@@ -139,13 +168,146 @@ cdef class _Workspaces:
         return self.base + i * self.stride
 
 
+# ---------------------------------------------------------------- float: implicit GEMM
+
+cdef bint _implicit_gemm = True
+cdef int _DX_CONV_MIN_C = 16   # implicit dx from this many input channels on
+
+
+def set_implicit_gemm(bint enabled):
+    """Tests and benchmarks: False sends float32 through im2col + GEMM like float64 (the
+    previous kernels), True (the default) through the implicit GEMM. Returns the old setting."""
+    global _implicit_gemm
+    old = _implicit_gemm
+    _implicit_gemm = enabled
+    return old
+
+
+cdef cycnn_conv_geom _geom(int C, int H, int W, int K, int R, int S, int sh, int sw, int pt,
+                           int pl, int dh, int dw, int Ho, int Wo):
+    cdef cycnn_conv_geom g
+    g.C = C; g.H = H; g.W = W; g.K = K; g.R = R; g.S = S
+    g.sh = sh; g.sw = sw; g.pt = pt; g.pl = pl; g.dh = dh; g.dw = dw; g.Ho = Ho; g.Wo = Wo
+    return g
+
+
+cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const float *src,
+                   ptrdiff_t src_plane, int N, const float *bias, bint relu, float *dst,
+                   ptrdiff_t dst_plane, int nt, int region):
+    """dst[n] (K x Ho*Wo) = conv(src[n]) for n < N via cycnn_sconv_igemm, wp the packed weights.
+    N >= nt: one image per thread at a time. N < nt: the images in turn, each split into nt
+    ranges of output pixels (multiples of 64), all threads reading one shared padded copy."""
+    cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo
+    cdef size_t padded = cycnn_sconv_padded_floats(cfg, &g)
+    cdef int npad = nt if N >= nt else 1
+    cdef float[:, ::1] xp = _scratch("sconv-padded", (npad, padded), np.float32)
+    cdef _Workspaces ws = _Workspaces(nt, cycnn_sconv_workspace_bytes(cfg), "sconv-workspaces")
+    cdef int n, t, tid
+    cdef ptrdiff_t chunk, l0, l1
+    if N == 0 or L == 0 or g.K == 0:
+        return
+    if N >= nt:
+        with nogil, parallel(num_threads=nt):
+            tid = threadid()
+            if tid == 0:
+                cycnn_note_team(region)
+            for n in prange(N, schedule='static'):
+                cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[tid, 0])
+                cycnn_sconv_igemm(cfg, &g, wp, &xp[tid, 0], 0, L, bias, relu,
+                                  dst + n * dst_plane, L, ws.get(tid))
+        return
+    chunk = ((L + nt - 1) // nt + 63) // 64 * 64
+    for n in range(N):
+        with nogil:
+            cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[0, 0])
+        with nogil, parallel(num_threads=nt):
+            for t in prange(nt, schedule='static'):
+                if t == 0:
+                    cycnn_note_team(REGION_FORWARD_SPLIT if region == REGION_FORWARD else region)
+                l0 = t * chunk
+                l1 = min(L, l0 + chunk)
+                if l1 > l0:
+                    cycnn_sconv_igemm(cfg, &g, wp, &xp[0, 0], l0, l1, bias, relu,
+                                      dst + n * dst_plane, L, ws.get(t))
+
+
+cdef _sconv_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                    const float *bias, bint relu, float[:, :, :, ::1] y,
+                    int sh, int sw, int pt, int pl, int dh, int dw, int n_threads):
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
+    cdef int Ho = y.shape[2], Wo = y.shape[3]
+    cdef ptrdiff_t CRS = <ptrdiff_t>C * R * S
+    cdef const void *cfg = cycnn_sconv_config()
+    cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo)
+    cdef float[::1] wp = _scratch("sconv-weights",
+                                  (max(1, cycnn_sconv_packed_weights_floats(cfg, K, CRS)),),
+                                  np.float32)
+    if N == 0 or K == 0:
+        return
+    if CRS > 0:
+        cycnn_sconv_pack_weights(cfg, K, CRS, &w[0, 0, 0, 0], CRS, 1, &wp[0])
+    _sconv_images(cfg, g, &wp[0], &x[0, 0, 0, 0] if x.size else NULL, <ptrdiff_t>C * H * W, N,
+                  bias, relu, &y[0, 0, 0, 0], <ptrdiff_t>K * Ho * Wo,
+                  max(1, n_threads), REGION_FORWARD)
+
+
+cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w,
+                          float[:, :, :, ::1] dx, int pt, int pl, int dh, int dw, int n_threads):
+    """dx for stride 1 as a forward convolution of dy with the flipped, transposed filters
+    w'[c, k, r, s] = w[k, c, R-1-r, S-1-s] and padding dh*(R-1) - pt (dw*(S-1) - pl): every dx
+    element is written once, no col2im and no zeroing."""
+    cdef int N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
+    cdef int Ho = dy.shape[2], Wo = dy.shape[3]
+    cdef ptrdiff_t KRS = <ptrdiff_t>K * R * S
+    cdef const void *cfg = cycnn_sconv_config()
+    cdef cycnn_conv_geom g = _geom(K, Ho, Wo, C, R, S, 1, 1, dh * (R - 1) - pt,
+                                   dw * (S - 1) - pl, dh, dw, H, W)
+    cdef float[:, :, :, ::1] wt = _scratch("sconv-flipped", (C, K, R, S), np.float32)
+    cdef float[::1] wp = _scratch("sconv-weights",
+                                  (max(1, cycnn_sconv_packed_weights_floats(cfg, C, KRS)),),
+                                  np.float32)
+    cdef int k, c, r, s
+    if N == 0 or C == 0:
+        return
+    if KRS == 0:
+        dx[...] = 0
+        return
+    with nogil:
+        for c in range(C):
+            for k in range(K):
+                for r in range(R):
+                    for s in range(S):
+                        wt[c, k, r, s] = w[k, c, R - 1 - r, S - 1 - s]
+        cycnn_sconv_pack_weights(cfg, C, KRS, &wt[0, 0, 0, 0], KRS, 1, &wp[0])
+    _sconv_images(cfg, g, &wp[0], &dy[0, 0, 0, 0], K * <ptrdiff_t>Ho * Wo, N, NULL, False,
+                  &dx[0, 0, 0, 0], <ptrdiff_t>C * H * W,
+                  max(1, n_threads), REGION_BACKWARD)
+
+
 # ---------------------------------------------------------------- convolution
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                    const floating[::1] b, bint has_bias, floating[:, :, :, ::1] y,
-                   int sh, int sw, int pt, int pl, int dh, int dw, int n_threads):
-    """y = conv(x, w) (+ b). x (N,C,H,W) IN; w (K,C,R,S) IN; b (K,) IN, read when has_bias;
-    y (N,K,Ho,Wo) OUT. Geometry validated by cycnn.ops."""
+                   int sh, int sw, int pt, int pl, int dh, int dw, int n_threads,
+                   bint relu=False):
+    """y = conv(x, w) (+ b), then max(0, y) when relu. x (N,C,H,W) IN; w (K,C,R,S) IN; b (K,)
+    IN, read when has_bias; y (N,K,Ho,Wo) OUT. Geometry validated by cycnn.ops. float32 runs
+    the implicit GEMM (bias and ReLU fused into its store), float64 im2col + GEMM."""
+    if floating is float and _implicit_gemm:
+        _sconv_forward(x, w, &b[0] if has_bias else NULL, relu, y, sh, sw, pt, pl, dh, dw,
+                       n_threads)
+        return
+    _conv2d_forward_gemm(x, w, b, has_bias, y, sh, sw, pt, pl, dh, dw, n_threads)
+    if relu:
+        _relu_inplace(y)
+
+
+def _conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                         const floating[::1] b, bint has_bias, floating[:, :, :, ::1] y,
+                         int sh, int sw, int pt, int pl, int dh, int dw, int n_threads):
+    """conv2d_forward through im2col + GEMM, one image per thread (any dtype)."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
     cdef int Ho = y.shape[2], Wo = y.shape[3]
@@ -187,6 +349,15 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                 beta = 1
             _gemm(K, <int>L, <int>CRS, <floating>1, &w[0, 0, 0, 0], CRS, 1,
                   coln, L, 1, beta, yn, L, ws.get(tid))
+
+
+cdef _relu_inplace(floating[:, :, :, ::1] y):
+    cdef floating *p = &y[0, 0, 0, 0] if y.size else NULL
+    cdef ptrdiff_t i, n = y.size
+    with nogil:
+        for i in range(n):
+            if p[i] < 0:        # NaN stays NaN, as in the fused float32 store
+                p[i] = 0
 
 
 cdef _conv2d_forward_split(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -239,7 +410,9 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     """Gradients of conv2d. dy (N,K,Ho,Wo), x (N,C,H,W), w (K,C,R,S) IN;
     dx (N,C,H,W), dw (K,C,R,S), db (K,) OUT (fully written). dx None: dw and db only (the
     w^T.dy GEMM and col2im are skipped). need_dw False: dx only (dw and db are not written,
-    x is not read: the transposed convolution's forward pass)."""
+    x is not read: the transposed convolution's forward pass). float32 with stride 1 (and
+    >= _DX_CONV_MIN_C input channels) computes dx as an implicit-GEMM convolution of dy with the
+    flipped filters (_sconv_backward_data); otherwise dx = col2im(w^T . dy) per image."""
     cdef bint compute_dx = dx is not None
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
@@ -249,8 +422,18 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef bint direct = (R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
                         and Ho == H and Wo == W)
     cdef int nt = max(1, n_threads)
+    # (with few input channels the flipped-filter GEMM has few rows and packs its B panels for
+    # little use: measured 7x slower than col2im for C = 1)
+    cdef bint dx_conv = (floating is float and _implicit_gemm and sh == 1 and sw == 1
+                         and C >= _DX_CONV_MIN_C)
+    cdef bint dx_col2im = compute_dx and not dx_conv
+    if compute_dx and dx_conv and N > 0:
+        if floating is float:
+            _sconv_backward_data(dy, w, dx, pt, pl, dh, dw_, n_threads)
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] cols = _scratch("cols", (nt, 1 if direct else max(CRS * L, 1)), dtype)
+    cdef bint need_cols = not direct and (need_dw or dx_col2im)
+    cdef floating[:, ::1] cols = _scratch("cols", (nt, max(CRS * L, 1) if need_cols else 1),
+                                          dtype)
     dw_arr = _scratch("dw-partial", (nt, max(K * CRS, 1) if need_dw else 1), dtype)
     db_arr = _scratch("db-partial", (nt, max(K, 1) if need_dw else 1), dtype)
     dw_arr[...] = 0
@@ -290,7 +473,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                             acc = acc + dyn[k * L + l]
                         db_t[tid, k] += acc
                 # dcol (CRS x L) = w^T (CRS x K) . dy[n] (K x L), then scattered back to dx[n]
-                if not compute_dx:
+                if not dx_col2im:
                     pass
                 elif direct:
                     dxn = &dx[n, 0, 0, 0]
