@@ -87,7 +87,16 @@ def as_float_array(value, name, dtype):
     kernels only read through const memoryviews).
     """
     arr = _to_array(value, name)
+    _check_broadcast_copy(arr, name, dtype)
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_broadcast_copy(arr, name, dtype):
+    """A broadcast view (a zero stride) holds few bytes but its C-ordered copy holds them all:
+    refuse that copy when it would exceed MAX_ALLOC_BYTES."""
+    if arr.size > 1 and 0 in arr.strides:
+        check_alloc(arr.size * np.dtype(dtype).itemsize,
+                    f"copying {name} (a broadcast view of shape {arr.shape}) into C order")
 
 
 def check_ndim(arr, name, ndim, layout):
@@ -244,6 +253,9 @@ def float_arrays(*named):
     """
     arrays = [None if value is None else _to_array(value, name) for value, name in named]
     dtype = result_dtype(*arrays)
+    for a, (_, name) in zip(arrays, named):
+        if a is not None:
+            _check_broadcast_copy(a, name, dtype)
     return dtype, [None if a is None else np.require(a, dtype, ["C", "A"]) for a in arrays]
 
 
