@@ -31,6 +31,15 @@ if sys.platform == "win32":  # pragma: no cover - Linux is the target
     BASE_FLAGS, ISA_FLAGS = ["/O2"], {"_avx512.c": ["/arch:AVX512"], "_avx2.c": ["/arch:AVX2"]}
 OPENMP_FLAGS = ["/openmp"] if sys.platform == "win32" else ["-fopenmp"]
 
+# CYCNN_SANITIZE=1: an AddressSanitizer + UndefinedBehaviorSanitizer build (any UB aborts), for
+# tools/sanitize.sh only, never for wheels; python then needs libasan preloaded (README,
+# "Sanitizer build").
+SANITIZE_FLAGS = []
+if os.environ.get("CYCNN_SANITIZE", "") not in ("", "0"):
+    SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                      "-fno-omit-frame-pointer", "-g", "-O1"]
+    BASE_FLAGS = BASE_FLAGS + SANITIZE_FLAGS
+
 OPENMP_TEST = textwrap.dedent("""
     #include <omp.h>
     #include <stdio.h>
@@ -156,6 +165,7 @@ def extension(name, pyx, csrc):
         depends=sorted(glob("csrc/**/*.h", recursive=True)),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=list(SANITIZE_FLAGS),
     )
 
 

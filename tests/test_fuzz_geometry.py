@@ -22,6 +22,7 @@ CASES = 400                 # per family, about half float32 and half float64
 SEED = 20261128
 REFERENCE_BUDGET = 200_000  # elements the reference may touch (padded input, window tensor)
 MAX_ALLOC = 1 << 24         # CYCNN_MAX_ALLOC_BYTES in the child
+TIMEOUT = 300               # seconds per child (about 1 s without sanitizers, 1-2 min with)
 
 # The three reproducers of issue 8 (they segfaulted): run first, in the conv2d / pool batches.
 ISSUE_CASES = {
@@ -219,20 +220,26 @@ if __name__ == "__main__":
 
 def run_child(argv, env):
     """Run a batch in a child; returns (failure message or None, outcomes by case)."""
-    proc = subprocess.run([sys.executable] + argv, capture_output=True, text=True, timeout=300,
-                          env=env)
+    try:
+        proc = subprocess.run([sys.executable] + argv, capture_output=True, text=True,
+                              timeout=TIMEOUT, env=env)
+        stdout = proc.stdout
+    except subprocess.TimeoutExpired as exc:   # a hang: report the case it hangs in
+        proc, stdout = None, (exc.stdout or b"").decode()
     started, outcomes = {}, {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         tag, _, rest = line.partition(" ")
         i, _, payload = rest.partition(" ")
         if tag == "CASE":
             started[int(i)] = payload
         elif tag == "DONE":
             outcomes[int(i)] = payload
-    if proc.returncode != 0:
+    if proc is None or proc.returncode != 0:
         last = max(started) if started else None
-        return (f"child {argv} died with return code {proc.returncode} in case {last}: "
-                f"{started.get(last)}\nstderr: {proc.stderr[-2000:]}"), outcomes
+        what = (f"hung for {TIMEOUT} s" if proc is None else
+                f"died with return code {proc.returncode}")
+        return (f"child {argv} {what} in case {last}: {started.get(last)}\n"
+                f"stderr: {'' if proc is None else proc.stderr[-2000:]}"), outcomes
     if set(outcomes) != set(started):
         return f"child {argv} left cases unfinished\nstderr: {proc.stderr[-2000:]}", outcomes
     bad = [f"case {i} {started[i]}: {o}" for i, o in outcomes.items()
@@ -253,12 +260,17 @@ def test_fuzz_geometry(family, subprocess_env):
     assert counts["rejected"] >= CASES // 5, counts
 
 
-def test_fuzz_harness_reports_a_crash(subprocess_env, tmp_path):
-    """A child that dies mid-case is a failure that names the case."""
+def test_fuzz_harness_reports_a_crash_or_a_hang(subprocess_env, tmp_path, monkeypatch):
+    """A child that dies or hangs mid-case is a failure that names the case."""
     script = tmp_path / "crash.py"
     script.write_text("import os\nprint('CASE 0 {\"stride\": 7}', flush=True)\nos.abort()\n")
     failure, _ = run_child([str(script)], subprocess_env())
-    assert failure is not None and "case 0" in failure and '"stride": 7' in failure
+    assert "died with return code" in failure and "case 0" in failure and '"stride": 7' in failure
+    script.write_text("import time\nprint('CASE 3 {\"padding\": 5}', flush=True)\n"
+                      "time.sleep(60)\n")
+    monkeypatch.setattr(sys.modules[__name__], "TIMEOUT", 3)
+    failure, _ = run_child([str(script)], subprocess_env())
+    assert "hung for 3 s in case 3" in failure and '"padding": 5' in failure
 
 
 # ------------------------------------------------------------------------------ the validation

@@ -239,7 +239,8 @@ void FN(cycnn_avgpool2d_fwd)(const cycnn_pool_geom *g, const T *x, T *y)
         const int64_t top = oh * g->sh - g->pad_top;
         const int64_t ih0 = imax(top, 0), ih1 = imin(top + g->kh, g->H);
         FN(avg_generic)(g, x, y, oh, oh + 1, 0, lo);
-        FN(avg_row_interior)(g, x, y, oh, ih0, ih1, lo, hi);
+        if (lo < hi)   /* (else its window loops would spin kh*kw times doing nothing) */
+            FN(avg_row_interior)(g, x, y, oh, ih0, ih1, lo, hi);
         FN(avg_generic)(g, x, y, oh, oh + 1, hi, g->Wo);
     }
 }
