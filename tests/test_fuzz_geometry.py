@@ -1,5 +1,6 @@
-"""Geometry fuzzing: every op over random strides, paddings, dilations and kernel sizes from 1 to
-2**62 (log-uniform, mixed with small values) on tiny arrays, float32 and float64.
+"""Geometry fuzzing: the ops that take geometry (conv2d, conv_transpose2d, max and average
+pooling, each forward and backward) over random strides, paddings, dilations and kernel sizes
+from 1 to 2**62 (log-uniform, mixed with small values) on tiny arrays, float32 and float64.
 
 Every case must end in a clean ValueError/TypeError or in the correct result (checked against
 cycnn.reference whenever the reference can afford the case; larger accepted cases are checked
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 # One child per family; every case runs the forward op and then its backward.
-FAMILIES = ["conv2d", "max_pool2d", "avg_pool2d"]
+FAMILIES = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"]
 CASES = 400                 # per family, about half float32 and half float64
 SEED = 20261128
 REFERENCE_BUDGET = 200_000  # elements the reference may touch (padded input, window tensor)
@@ -67,6 +68,12 @@ def _shape(rng, n_max=2, c_max=3, hw_max=7):
 
 def make_case(family, rng):
     dtype = "float32" if rng.random() < 0.5 else "float64"
+    if family == "conv_transpose2d":
+        x = _shape(rng)
+        w = [x[1], int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        return dict(x=x, w=w, stride=_pair_or_int(rng), padding=_conv_padding(rng),
+                    dilation=_pair_or_int(rng), dtype=dtype, bias=bool(rng.random() < 0.5),
+                    output_padding=int(rng.integers(0, 2)) if rng.random() < 0.3 else 0)
     if family == "conv2d":
         x = _shape(rng)
         w = [int(rng.integers(1, 4)), x[1], int(rng.integers(1, 4)), int(rng.integers(1, 4))]
@@ -97,6 +104,13 @@ def _reference_cost(case, _args):
     """Elements the reference would touch, or None when the geometry is invalid."""
     n, c, h, w = case["x"]
     try:
+        if "output_padding" in case:
+            _, k, r, s = case["w"]
+            _, _, pads, (ho, wo) = _args.conv_transpose_padding(
+                case["padding"], case["output_padding"], (h, w), (r, s), case["stride"],
+                case["dilation"])
+            padded = (ho + sum(pads[0])) * (wo + sum(pads[1]))
+            return max(n, 1) * (c + k) * (padded + h * w * r * s)
         if "w" in case:
             k, _, r, s = case["w"]
             s = case.get("w_broadcast_s", s)
@@ -160,6 +174,27 @@ def run_case(family, case, rng, ops, ref, _args):
                 for name, got, want in zip("dx dw db".split(), grads,
                                            ref.conv2d_backward(dy, x, w, **geo)):
                     _close(got, want, dtype, f"conv2d_backward {name}")
+            return "ok" if check else "big"
+
+        if family == "conv_transpose2d":
+            w = rng.integers(-2, 3, size=case["w"]).astype(dtype)
+            geo = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                       output_padding=case["output_padding"])
+            b = rng.integers(-2, 3, size=w.shape[1]).astype(dtype) if case["bias"] else None
+            y = ops.conv_transpose2d(x, w, b, **geo)
+            out_hw = _args.conv_transpose_padding(case["padding"], case["output_padding"],
+                                                  x.shape[2:], w.shape[2:], case["stride"],
+                                                  case["dilation"])[3]
+            _sane([y], [(x.shape[0], w.shape[1]) + out_hw], "conv_transpose2d")
+            if check:
+                _close(y, ref.conv_transpose2d(x, w, b, **geo), dtype, "conv_transpose2d y")
+            dy = rng.integers(-2, 3, size=y.shape).astype(dtype)
+            grads = ops.conv_transpose2d_backward(dy, x, w, **geo)
+            _sane(grads, [x.shape, w.shape, w.shape[1:2]], "conv_transpose2d_backward")
+            if check:
+                for name, got, want in zip("dx dw db".split(), grads,
+                                           ref.conv_transpose2d_backward(dy, x, w, **geo)):
+                    _close(got, want, dtype, f"conv_transpose2d_backward {name}")
             return "ok" if check else "big"
 
         geo = dict(kernel_size=case["kernel_size"], stride=case["stride"],

@@ -20,7 +20,9 @@ PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, database=N
 TOL = {"float32": 1e-5, "float64": 1e-12}
 LAYOUTS = ["C", "F", "strided", "reversed", "readonly", "broadcast"]
 COVERED = {"conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-           "avg_pool2d_backward", "matmul"}
+           "avg_pool2d_backward", "matmul", "conv_transpose2d", "conv_transpose2d_backward",
+           "upsample2d", "upsample2d_backward", "zero_pad2d", "zero_pad2d_backward",
+           "global_max_pool2d", "global_max_pool2d_backward", "relu", "relu_backward"}
 
 
 def test_every_op_has_a_property_test():
@@ -87,15 +89,21 @@ def agree(op, ref_op, *args, **kwargs):
 # ------------------------------------------------------------------------------ convolution
 
 @st.composite
-def conv_cases(draw):
+def conv_cases(draw, transpose=False):
+    """(dtype, x, w, b, geometry) with groups (1, several, or depthwise when one channel per
+    group); w is (K, C/groups, R, S), or (C, K/groups, R, S) for the transposed convolution."""
     dtype = draw(dtypes)
-    n, c, k = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    groups, cpg, kpg = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n, c, k = draw(st.integers(1, 3)), groups * cpg, groups * kpg
     h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     x = draw(arrays((n, c, h, w), dtype))
-    wt = draw(arrays((k, c, r, s), dtype))
+    wt = draw(arrays((c, kpg, r, s) if transpose else (k, cpg, r, s), dtype))
     b = draw(st.none() | arrays((k,), dtype))
-    geo = dict(stride=draw(pairs), padding=draw(paddings), dilation=draw(pairs))
+    geo = dict(stride=draw(pairs), padding=draw(paddings), dilation=draw(pairs), groups=groups)
+    if transpose:
+        geo["output_padding"] = draw(st.integers(0, 1) | st.tuples(st.integers(0, 1),
+                                                                   st.integers(0, 1)))
     return dtype, x, wt, b, geo
 
 
@@ -107,6 +115,22 @@ def test_conv2d(case):
     if want is not None:
         close(ops.conv2d(x, w, b, **geo), want, dtype, f"conv2d {x.shape} {w.shape} {geo}",
               scale=w[0].size)
+
+
+@PROPERTY
+@given(conv_cases(transpose=True), st.integers(0, 2**32 - 1))
+def test_conv_transpose2d_and_backward(case, seed):
+    dtype, x, w, b, geo = case
+    y = agree(ops.conv_transpose2d, ref.conv_transpose2d, x, w, b, **geo)
+    if y is None:
+        return
+    what = f"conv_transpose2d {x.shape} {w.shape} {geo}"
+    close(ops.conv_transpose2d(x, w, b, **geo), y, dtype, what, scale=w[0].size)
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+    got = ops.conv_transpose2d_backward(dy, x, w, **geo)
+    want = ref.conv_transpose2d_backward(dy, x, w, **geo)
+    for name, g, e in zip(("dx", "dw", "db"), got, want):
+        close(g, e, dtype, f"{what} {name}", scale=max(dy[:, 0].size, w[0].size))
 
 
 @PROPERTY
@@ -204,3 +228,70 @@ def test_matmul(dtype_a, dtype_b, m, k, n, data):
     if want is not None:
         dtype = "float64" if "float64" in (dtype_a, dtype_b) else "float32"
         close(ops.matmul(a, b), want, dtype, f"matmul {a.shape} {b.shape}", scale=max(k, 1))
+
+
+# ------------------------------------------------------------------------------ the other ops
+
+@st.composite
+def images(draw):
+    dtype = draw(dtypes)
+    shape = (draw(st.integers(0, 3)), draw(st.integers(1, 4)),
+             draw(st.integers(0, 7)), draw(st.integers(0, 7)))
+    return dtype, draw(arrays(shape, dtype))
+
+
+@PROPERTY
+@given(images(), pairs, st.sampled_from(["nearest", "bilinear"]), st.integers(0, 2**32 - 1))
+def test_upsample2d_and_backward(case, size, interpolation, seed):
+    dtype, x = case
+    y = agree(ops.upsample2d, ref.upsample2d, x, size, interpolation)
+    if y is None:
+        return
+    close(ops.upsample2d(x, size, interpolation), y, dtype, f"upsample2d {x.shape} {size}")
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+    close(ops.upsample2d_backward(dy, size, interpolation),
+          ref.upsample2d_backward(dy, size, interpolation), dtype,
+          f"upsample2d_backward {x.shape} {size}", scale=9)
+
+
+zero_paddings = st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                          st.tuples(st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                                    st.tuples(st.integers(0, 3), st.integers(0, 3))))
+
+
+@PROPERTY
+@given(images(), zero_paddings, st.integers(0, 2**32 - 1))
+def test_zero_pad2d_and_backward(case, padding, seed):
+    dtype, x = case
+    y = agree(ops.zero_pad2d, ref.zero_pad2d, x, padding)
+    if y is None:
+        return
+    np.testing.assert_array_equal(ops.zero_pad2d(x, padding), y)
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(ops.zero_pad2d_backward(dy, padding),
+                                  ref.zero_pad2d_backward(dy, padding))
+
+
+@PROPERTY
+@given(images(), st.integers(0, 2**32 - 1))
+def test_global_max_pool2d_and_backward(case, seed):
+    dtype, x = case
+    want = agree(ops.global_max_pool2d, ref.global_max_pool2d, x)
+    if want is None:
+        return
+    y, idx = ops.global_max_pool2d(x)
+    np.testing.assert_array_equal(y, want[0])
+    np.testing.assert_array_equal(idx, want[1])
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(ops.global_max_pool2d_backward(dy, idx, x.shape),
+                                  ref.global_max_pool2d_backward(dy, idx, x.shape))
+
+
+@PROPERTY
+@given(images(), st.integers(0, 2**32 - 1))
+def test_relu_and_backward(case, seed):
+    dtype, x = case
+    y = ops.relu(x)
+    np.testing.assert_array_equal(y, ref.relu(x))
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(ops.relu_backward(dy, y), ref.relu_backward(dy, y))

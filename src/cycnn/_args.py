@@ -368,6 +368,10 @@ def conv_transpose_padding(padding, output_padding, in_hw, kernel_hw, stride, di
             raise ValueError(f"padding {_describe(padding)} leaves no output {dim}: "
                              f"(in {i} - 1) * stride {s} + kernel span {span} - padding "
                              f"{lo}+{hi} + output_padding {e} = {out}")
+        if out + lo + hi > _INT_MAX:   # the padded input of the adjoint convolution
+            dim = "height" if axis == 0 else "width"
+            raise ValueError(f"padding {lo}+{hi} makes the padded output {dim} {out + lo + hi} "
+                             f"(output {out}); it must be < 2**31")
         out_hw.append(max(out, 0))
     if max(out_hw) > _INT_MAX:
         raise ValueError(f"conv_transpose2d output {tuple(out_hw)} is too large (< 2**31)")
