@@ -31,6 +31,24 @@ def mnist_dir():
     return path
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Run the test body with cycnn.set_num_threads(n) and the parallel-work threshold at 0, so
+    every op runs its parallel path on n threads (at most one per piece of work: image, plane,
+    column block); tests check the team size the kernels report (``last_parallel_region()`` of
+    each kernel module). cycnn follows OpenMP's setting again afterwards."""
+    import cycnn
+    from cycnn import _threads
+    if request.param > 1 and not cycnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: the kernels run on 1 thread")
+    cycnn.set_num_threads(request.param)
+    try:
+        with _threads.force_parallel():
+            yield request.param
+    finally:
+        cycnn.set_num_threads(None)
+
+
 @pytest.fixture(scope="session")
 def subprocess_env():
     """Environment for `python -c ...` subprocesses that must import the same cycnn as the tests

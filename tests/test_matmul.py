@@ -3,22 +3,10 @@ import numpy as np
 import pytest
 
 import cycnn
-from cycnn import _threads, ops, reference
+from cycnn import ops, reference
 from cycnn._kernels import conv as conv_kernels
 
 TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    """set_num_threads(n) with the parallel-work threshold at 0: every product wide enough for
-    n column blocks of 64 runs on n threads."""
-    if request.param > 1 and not cycnn.build_info()["openmp"]:
-        pytest.skip("built without OpenMP")
-    cycnn.set_num_threads(request.param)
-    with _threads.force_parallel():
-        yield request.param
-    cycnn.set_num_threads(None)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -18,7 +18,6 @@ import pytest
 from cycnn import ops  # noqa: E402
 
 import cycnn  # noqa: E402
-from cycnn import _threads
 from cycnn import reference as ref  # noqa: E402
 from cycnn._kernels import conv as conv_kernels, pool as pool_kernels
 
@@ -72,21 +71,6 @@ def assert_close(actual, expected, rtol, atol, context=""):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    """Run the test body with cycnn.set_num_threads(n) and the parallel-work threshold at 0, so
-    every op runs its parallel path on n threads (at most one per piece of work: image, plane);
-    the tests check the team size the kernels report. Back to following OpenMP afterwards."""
-    if request.param > 1 and not cycnn.build_info()["openmp"]:
-        pytest.skip("built without OpenMP: the kernels run on 1 thread")
-    cycnn.set_num_threads(request.param)
-    try:
-        with _threads.force_parallel():
-            yield request.param
-    finally:
-        cycnn.set_num_threads(None)
 
 
 def assert_team(module, region, team):

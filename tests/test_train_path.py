@@ -4,23 +4,12 @@ import numpy as np
 import pytest
 
 import cycnn
-from cycnn import _threads, layers, losses, ops, reference
+from cycnn import layers, losses, ops, reference
 from cycnn._kernels import conv as conv_kernels
 
 
 def _randn(shape, seed, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def threads(request):
-    """set_num_threads(n) with the parallel-work threshold at 0 (small inputs run in parallel)."""
-    if request.param > 1 and not cycnn.build_info()["openmp"]:
-        pytest.skip("built without OpenMP")
-    cycnn.set_num_threads(request.param)
-    with _threads.force_parallel():
-        yield request.param
-    cycnn.set_num_threads(None)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-11)])
