@@ -74,22 +74,47 @@ class Dense(WithActivation, Layer):
 class Flatten(Layer):
     """Collapse every axis but the batch axis.
 
+    ``data_format``: ``'channels_first'`` (default) flattens (N, C, H, W) in C, H, W order;
+    ``'channels_last'`` flattens in H, W, C order, as Keras does on channels-last images (the
+    Keras front end uses it so that Dense weights after Flatten mean what they mean in Keras).
+    Inputs of other ranks are flattened as they are.
+
     Shape:
         input (N, d1, d2, ...) -> output (N, d1*d2*...).
     """
 
+    def __init__(self, data_format="channels_first", name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        if data_format not in ("channels_first", "channels_last"):
+            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got "
+                             f"{data_format!r}")
+        self.data_format = data_format
+
+    def _config(self):
+        return {} if self.data_format == "channels_first" else {"data_format": self.data_format}
+
     def compute_output_shape(self, input_shape):
         return (math.prod(int(s) for s in input_shape),)
+
+    def _to_last(self, x):
+        return self.data_format == "channels_last" and x.ndim == 4
 
     def forward(self, x, training=False):
         x = self._prepare(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten '{self.name}' expects input (N, ...), got shape {x.shape}")
         self._remember(in_shape=x.shape)
+        if self._to_last(x):
+            x = x.transpose(0, 2, 3, 1)
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (not -1: N may be 0)
 
     def backward(self, dy):
-        return np.asarray(dy, dtype=self.dtype).reshape(self._cached("in_shape"))
+        shape = self._cached("in_shape")
+        dy = np.asarray(dy, dtype=self.dtype)
+        if self.data_format == "channels_last" and len(shape) == 4:
+            n, c, h, w = shape
+            return np.ascontiguousarray(dy.reshape(n, h, w, c).transpose(0, 3, 1, 2))
+        return dy.reshape(shape)
 
 
 class Dropout(Layer):

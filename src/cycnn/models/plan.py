@@ -209,7 +209,7 @@ class InferencePlan:
                 prev.out_shape = out_shape
             elif float32 and kind in (_layers.MaxPool2D, _layers.AvgPool2D):
                 pending.append(("native", _pool_step(layer, shape), out_shape, [layer]))
-            elif kind is _layers.Flatten:
+            elif kind is _layers.Flatten and layer.data_format == "channels_first":
                 pending.append(("view", _flatten, out_shape, [layer]))
             elif kind is _layers.Dropout:
                 pending.append(("view", _identity, out_shape, [layer]))
