@@ -13,6 +13,16 @@ def _as_list(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _check_image(layer, input_shape):
+    """Per-sample input (C, H, W), with the channel count the layer was built for."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' expects per-sample input shape "
+                         f"(C, H, W), got {input_shape}")
+    if layer.built and input_shape[0] != layer.input_shape[0]:
+        raise ValueError(f"{type(layer).__name__} '{layer.name}' was built for "
+                         f"{layer.input_shape[0]} input channels, got input shape {input_shape}")
+
+
 class Conv2D(WithActivation, Layer):
     """2-D convolution (cross-correlation) over NCHW input, optionally followed by an activation.
 
@@ -62,12 +72,7 @@ class Conv2D(WithActivation, Layer):
         return config
 
     def _check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} '{self.name}' expects per-sample input shape "
-                             f"(C, H, W), got {input_shape}")
-        if self.built and input_shape[0] != self.input_shape[0]:
-            raise ValueError(f"{type(self).__name__} '{self.name}' was built for "
-                             f"{self.input_shape[0]} input channels, got input shape {input_shape}")
+        _check_image(self, input_shape)
         if input_shape[0] % self.groups:
             raise ValueError(f"{type(self).__name__} '{self.name}' has groups={self.groups}, "
                              f"which must divide the {input_shape[0]} input channels")
@@ -196,12 +201,7 @@ class Conv2DTranspose(WithActivation, Layer):
                 "kernel_initializer": self.kernel_initializer}
 
     def _check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"Conv2DTranspose '{self.name}' expects per-sample input shape "
-                             f"(C, H, W), got {input_shape}")
-        if self.built and input_shape[0] != self.input_shape[0]:
-            raise ValueError(f"Conv2DTranspose '{self.name}' was built for {self.input_shape[0]} "
-                             f"input channels, got input shape {input_shape}")
+        _check_image(self, input_shape)
 
     def _geometry(self):
         return dict(stride=self.stride, padding=self.padding,

@@ -76,21 +76,25 @@ class AvgPool2D(_Pool2D):
                                        stride=self.stride, padding=self.padding)
 
 
-class GlobalAvgPool2D(Layer):
+class _GlobalPool2D(Layer):
+    """Shared shape rules of the global pools: (C, H, W) -> (C,)."""
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects per-sample input "
+                             f"shape (C, H, W), got {input_shape}")
+
+    def compute_output_shape(self, input_shape):
+        self._check_input_shape(tuple(input_shape))
+        return (int(input_shape[0]),)
+
+
+class GlobalAvgPool2D(_GlobalPool2D):
     """Mean over the whole H x W plane of every channel.
 
     Shape:
         input (N, C, H, W) -> output (N, C).
     """
-
-    def _check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"GlobalAvgPool2D '{self.name}' expects per-sample input shape "
-                             f"(C, H, W), got {input_shape}")
-
-    def compute_output_shape(self, input_shape):
-        self._check_input_shape(tuple(input_shape))
-        return (int(input_shape[0]),)
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
@@ -103,22 +107,13 @@ class GlobalAvgPool2D(Layer):
         return np.ascontiguousarray(np.broadcast_to(dy[:, :, None, None], (n, c, h, w)))
 
 
-class GlobalMaxPool2D(Layer):
+class GlobalMaxPool2D(_GlobalPool2D):
     """Maximum over the whole H x W plane of every channel (the gradient goes to the element
     chosen: the first maximum on ties, as :func:`cycnn.ops.global_max_pool2d`).
 
     Shape:
         input (N, C, H, W) -> output (N, C).
     """
-
-    def _check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"GlobalMaxPool2D '{self.name}' expects per-sample input shape "
-                             f"(C, H, W), got {input_shape}")
-
-    def compute_output_shape(self, input_shape):
-        self._check_input_shape(tuple(input_shape))
-        return (int(input_shape[0]),)
 
     def forward(self, x, training=False):
         x = self._prepare(x, 4, "(N, C, H, W)")
