@@ -60,7 +60,7 @@ static const gemm_path paths[] = {
     { "avx2", avx2_supported,
       { CYCNN_SGEMM_AVX2_MR, CYCNN_SGEMM_AVX2_NR, 120, 256, 512,
         cycnn_sgemm_ukernel_6x16_avx2, cycnn_sgemm_ukernel_6x8_avx2,
-        cycnn_spack_a_avx2, cycnn_spack_b_avx2, 0 },
+        cycnn_spack_a_avx2, cycnn_spack_b_avx2, 0, cycnn_sgemm_ukernel_rows16_avx2 },
       { CYCNN_DGEMM_AVX2_MR, CYCNN_DGEMM_AVX2_NR, 96, 192, 256,
         cycnn_dgemm_ukernel_6x8_avx2, cycnn_dgemm_ukernel_6x4_avx2,
         cycnn_dpack_a_avx2, cycnn_dpack_b_avx2, 0 } },

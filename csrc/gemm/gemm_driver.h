@@ -21,7 +21,8 @@
  * panel is prefetched while the current one is used. Paths whose kernels suffer from
  * 4 KiB-aliased row strides opt out for such strides (direct_b_any_stride == 0).
  *
- * Block sizes are balanced (e.g. K=576 with kc<=256 gives 3 blocks of 192, not
+ * Row edges (m < MR rows, full width) use the family's row-edge kernel when it has one, so a
+ * batch of 1 does not pay for MR rows. Block sizes are balanced (e.g. K=576 with kc<=256 gives 3 blocks of 192, not
  * 256+256+64) so odd shapes still run long micro-kernel calls. Column edges: a tile with
  * exactly nr/2 columns uses the half-width kernel directly on C; other edge tiles
  * (m < mr or n < nr) are computed into the workspace tile with beta = 0 (using the
@@ -71,6 +72,12 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
 
     mcb = balanced_block(M, cfg->mc, MR);
     kcb = balanced_block(K, direct_b && cfg->kc > DIRECT_B_KC ? DIRECT_B_KC : cfg->kc, 1);
+    /* Pre-packed B with few rows of A (inference on small batches): when all of A fits the
+     * packed-A workspace, walk each B panel over the whole depth in one go (one sequential
+     * stream per panel from memory instead of a jump every kc rows). */
+    if (Bpre != NULL && (size_t)round_up(M, MR) * (size_t)K <=
+                            (size_t)round_up(cfg->mc, MR) * (size_t)cfg->kc)   /* fits Ap */
+        kcb = K;
     ncb = balanced_block(N, cfg->nc, NR);
 
     Ap = (T *)ws;
@@ -126,6 +133,8 @@ static void DRIVER(const CONFIG *cfg, int M, int N, int K, T alpha,
                             cfg->ukernel((size_t)kc, ap, bp, ldb, c, ldc, alpha, beta_p);
                         } else if (m == MR && 2 * n == NR && cfg->ukernel_half) {
                             cfg->ukernel_half((size_t)kc, ap, bp, ldb, c, ldc, alpha, beta_p);
+                        } else if (n == NR && cfg->ukernel_rows) {   /* m < MR rows only */
+                            cfg->ukernel_rows(m, (size_t)kc, ap, bp, ldb, c, ldc, alpha, beta_p);
                         } else {                    /* edge tile via the workspace tile */
                             const UKFN uk = 2 * n <= NR && cfg->ukernel_half
                                                 ? cfg->ukernel_half : cfg->ukernel;

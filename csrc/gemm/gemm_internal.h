@@ -37,6 +37,15 @@ typedef void (*cycnn_dgemm_ukernel_fn)(size_t kc, const double *a, const double 
                                        ptrdiff_t ldb, double *c, ptrdiff_t ldc,
                                        double alpha, double beta);
 
+/* Row-edge kernel: the first m (1 <= m < MR) rows of an MR x NR tile, same a/b layout as the
+ * micro-kernel (a is still the MR-strided packed panel), c written only for those m rows. */
+typedef void (*cycnn_sgemm_rows_fn)(int m, size_t kc, const float *a, const float *b,
+                                    ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                    float alpha, float beta);
+typedef void (*cycnn_dgemm_rows_fn)(int m, size_t kc, const double *a, const double *b,
+                                    ptrdiff_t ldb, double *c, ptrdiff_t ldc,
+                                    double alpha, double beta);
+
 /* pack_a: A block of mc x kc (element (i,p) at A[i*rsa + p*csa]) -> ceil(mc/mr) micro-panels
  *         of mr*kc values, panel r at Ap + r*mr*kc; rows past mc are zero.
  * pack_b: B block of kc x nc (element (p,j) at B[p*rsb + j*csb]) -> ceil(nc/nr) micro-panels
@@ -61,6 +70,7 @@ typedef struct {
     cycnn_spack_b_fn pack_b;
     int direct_b_any_stride;   /* read B in place even when its row stride is a multiple of
                                 * 4 KiB (L1 set conflicts; measured harmless for avx512) */
+    cycnn_sgemm_rows_fn ukernel_rows;   /* m < MR rows x NR tile, or NULL (full tile used) */
 } cycnn_sgemm_config;
 
 typedef struct {
@@ -70,6 +80,7 @@ typedef struct {
     cycnn_dpack_a_fn pack_a;
     cycnn_dpack_b_fn pack_b;
     int direct_b_any_stride;
+    cycnn_dgemm_rows_fn ukernel_rows;
 } cycnn_dgemm_config;
 
 /* The float config of the named path ("auto": the one in use), or NULL when the name is
@@ -118,6 +129,9 @@ void cycnn_sgemm_ukernel_6x16_avx2(size_t kc, const float *a, const float *b, pt
                                    float *c, ptrdiff_t ldc, float alpha, float beta);
 void cycnn_sgemm_ukernel_6x8_avx2(size_t kc, const float *a, const float *b, ptrdiff_t ldb,
                                   float *c, ptrdiff_t ldc, float alpha, float beta);
+void cycnn_sgemm_ukernel_rows16_avx2(int m, size_t kc, const float *a, const float *b,
+                                     ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                     float alpha, float beta);
 void cycnn_dgemm_ukernel_6x8_avx2(size_t kc, const double *a, const double *b, ptrdiff_t ldb,
                                   double *c, ptrdiff_t ldc, double alpha, double beta);
 void cycnn_dgemm_ukernel_6x4_avx2(size_t kc, const double *a, const double *b, ptrdiff_t ldb,

@@ -213,6 +213,130 @@ void cycnn_dgemm_ukernel_6x4_avx2(size_t kc, const double *restrict a,
     }
 }
 
+/* ---------------------------------------------------------------- float m x 16 row edge
+ * The first m < 6 rows of a 6x16 tile (same packed a panel, stride 6 per k): a batch of one
+ * image through a dense layer would otherwise pay for six rows. One function per m so the
+ * accumulators (2*m ymm) stay in registers; k unrolled by 2 with two accumulator sets for
+ * m <= 2 (S_ROWS_BODY), where the FMA latency, not the loads, would bound a single set. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ROWS_UNROLL _Pragma("GCC unroll 8")
+#else
+#define ROWS_UNROLL
+#endif
+
+#define S_ROWS_BODY(M)                                                                      \
+    do {                                                                                    \
+        __m256 acc0[M][2], acc1[M][2];                                                      \
+        size_t p;                                                                           \
+        int i;                                                                              \
+        ROWS_UNROLL                                                                 \
+        for (i = 0; i < M; i++)                                                             \
+            acc0[i][0] = acc0[i][1] = acc1[i][0] = acc1[i][1] = _mm256_setzero_ps();        \
+        for (p = 0; p + 2 <= kc; p += 2) {                                                  \
+            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);              \
+            const __m256 b2 = _mm256_loadu_ps(b + ldb), b3 = _mm256_loadu_ps(b + ldb + 8);  \
+            ROWS_UNROLL                                                             \
+            for (i = 0; i < M; i++) {                                                       \
+                const __m256 ai = _mm256_broadcast_ss(a + i);                               \
+                const __m256 aj = _mm256_broadcast_ss(a + 6 + i);                           \
+                acc0[i][0] = _mm256_fmadd_ps(ai, b0, acc0[i][0]);                           \
+                acc0[i][1] = _mm256_fmadd_ps(ai, b1, acc0[i][1]);                           \
+                acc1[i][0] = _mm256_fmadd_ps(aj, b2, acc1[i][0]);                           \
+                acc1[i][1] = _mm256_fmadd_ps(aj, b3, acc1[i][1]);                           \
+            }                                                                               \
+            a += 12;                                                                        \
+            b += 2 * ldb;                                                                   \
+        }                                                                                   \
+        if (p < kc) {                                                                       \
+            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);              \
+            ROWS_UNROLL                                                             \
+            for (i = 0; i < M; i++) {                                                       \
+                const __m256 ai = _mm256_broadcast_ss(a + i);                               \
+                acc0[i][0] = _mm256_fmadd_ps(ai, b0, acc0[i][0]);                           \
+                acc0[i][1] = _mm256_fmadd_ps(ai, b1, acc0[i][1]);                           \
+            }                                                                               \
+        }                                                                                   \
+        {                                                                                   \
+            const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);             \
+            ROWS_UNROLL                                                             \
+            for (i = 0; i < M; i++) {                                                       \
+                float *cr = c + i * ldc;                                                    \
+                __m256 r0 = _mm256_mul_ps(va, _mm256_add_ps(acc0[i][0], acc1[i][0]));       \
+                __m256 r1 = _mm256_mul_ps(va, _mm256_add_ps(acc0[i][1], acc1[i][1]));       \
+                if (beta != 0.0f) {                                                         \
+                    r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), r0);                      \
+                    r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), r1);                  \
+                }                                                                           \
+                _mm256_storeu_ps(cr, r0);                                                   \
+                _mm256_storeu_ps(cr + 8, r1);                                               \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+
+#define S_ROWS_BODY1(M)                                                                     \
+    do {                                                                                    \
+        __m256 acc0[M][2];                                                                  \
+        size_t p;                                                                           \
+        int i;                                                                              \
+        ROWS_UNROLL                                                                 \
+        for (i = 0; i < M; i++)                                                             \
+            acc0[i][0] = acc0[i][1] = _mm256_setzero_ps();                                  \
+        for (p = 0; p < kc; p++) {                                                          \
+            const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);              \
+            ROWS_UNROLL                                                             \
+            for (i = 0; i < M; i++) {                                                       \
+                const __m256 ai = _mm256_broadcast_ss(a + i);                               \
+                acc0[i][0] = _mm256_fmadd_ps(ai, b0, acc0[i][0]);                           \
+                acc0[i][1] = _mm256_fmadd_ps(ai, b1, acc0[i][1]);                           \
+            }                                                                               \
+            a += 6;                                                                         \
+            b += ldb;                                                                       \
+        }                                                                                   \
+        {                                                                                   \
+            const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);             \
+            ROWS_UNROLL                                                             \
+            for (i = 0; i < M; i++) {                                                       \
+                float *cr = c + i * ldc;                                                    \
+                __m256 r0 = _mm256_mul_ps(va, acc0[i][0]);                                  \
+                __m256 r1 = _mm256_mul_ps(va, acc0[i][1]);                                  \
+                if (beta != 0.0f) {                                                         \
+                    r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), r0);                      \
+                    r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), r1);                  \
+                }                                                                           \
+                _mm256_storeu_ps(cr, r0);                                                   \
+                _mm256_storeu_ps(cr + 8, r1);                                               \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+#define S_ROWS_FN(M, BODY)                                                                        \
+    static void s_rows_##M(size_t kc, const float *restrict a, const float *restrict b,    \
+                           ptrdiff_t ldb, float *restrict c, ptrdiff_t ldc, float alpha,    \
+                           float beta)                                                      \
+    {                                                                                       \
+        BODY(M);                                                                            \
+    }
+
+S_ROWS_FN(1, S_ROWS_BODY)
+S_ROWS_FN(2, S_ROWS_BODY)
+S_ROWS_FN(3, S_ROWS_BODY1)
+S_ROWS_FN(4, S_ROWS_BODY1)
+S_ROWS_FN(5, S_ROWS_BODY1)
+
+void cycnn_sgemm_ukernel_rows16_avx2(int m, size_t kc, const float *a, const float *b,
+                                     ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                                     float alpha, float beta)
+{
+    switch (m) {
+    case 1: s_rows_1(kc, a, b, ldb, c, ldc, alpha, beta); break;
+    case 2: s_rows_2(kc, a, b, ldb, c, ldc, alpha, beta); break;
+    case 3: s_rows_3(kc, a, b, ldb, c, ldc, alpha, beta); break;
+    case 4: s_rows_4(kc, a, b, ldb, c, ldc, alpha, beta); break;
+    default: s_rows_5(kc, a, b, ldb, c, ldc, alpha, beta); break;
+    }
+}
+
 #else
 typedef int cycnn_gemm_ukernel_avx2_unused; /* ISO C: no empty translation units */
 #endif

@@ -182,8 +182,9 @@ cdef class ConvStep:
             floats += <size_t>self.K * rows * self.Wo + 16
         return floats, (rows // self.ph) * self.Wp if self.pool == 1 else 0
 
-    def work(self, int N):
-        return N * self.K * self.Ho * self.Wo * self.C * self.R * self.S
+    def work(self, N):
+        """Multiply-adds for a batch of N (a Python int: no overflow)."""
+        return int(N) * self.K * self.Ho * self.Wo * self.C * self.R * self.S
 
     def parallel_units(self, int N):
         return None     # images, or bands of output rows when there are few images
@@ -291,8 +292,8 @@ cdef class DenseStep:
     def scratch(self, int N, int nt):
         return 0, 0
 
-    def work(self, int N):
-        return N * self.F * self.units
+    def work(self, N):
+        return int(N) * self.F * self.units
 
     def parallel_units(self, int N):
         return (self.units + self.nr - 1) // self.nr     # NR-column panels
@@ -346,8 +347,8 @@ cdef class PoolStep:
     def scratch(self, int N, int nt):
         return 0, (self.g.Ho * self.g.Wo if self.pool == 1 else 0)
 
-    def work(self, int N):
-        return N * self.C * self.H * self.W
+    def work(self, N):
+        return int(N) * self.C * self.H * self.W
 
     def parallel_units(self, int N):
         return N * self.C

@@ -693,9 +693,8 @@ class Model:
         batch_size = min(batch_size, n)
         batches = [Batches(arr, batch_size) for arr in xs]
         results = None
-        chain = self._inference_chain()
-        if chain is not None:       # the compiled inference plan (models/plan.py)
-            run = _plan.plan_for(self, chain, self._graph.input_shapes[0])
+        run = _plan.plan_for(self)
+        if run is not None:         # the compiled inference plan (models/plan.py)
             result = np.empty((n,) + tuple(run.output_shape), np.float32)
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
@@ -733,11 +732,11 @@ class Model:
         batches (N, *input_shape): a snapshot of the current weights (``predict`` itself always
         uses an up-to-date plan). ValueError when the model cannot be compiled."""
         self._require_built()
-        chain = self._inference_chain()
-        if chain is None:
+        plan = _plan.plan_for(self)
+        if plan is None:
             raise ValueError(f"{type(self).__name__} {self.name!r} has no compiled inference "
                              f"plan (only chains of float32 layers have one)")
-        return _plan.plan_for(self, chain, self._graph.input_shapes[0])
+        return plan
 
     def mark_weights_changed(self):
         """Record that weights were changed in place by hand (predict's plan is rebuilt)."""

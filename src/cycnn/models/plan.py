@@ -173,7 +173,11 @@ class InferencePlan:
         self.steps = []          # (kind, obj, out_shape, layers); kind: native / view / layer
         self.packed_bytes = 0
         self._build()
+        self.steps = [(kind, obj, tuple(out_shape), layers)
+                      for kind, obj, out_shape, layers in self.steps]
+        self._sizes = [int(np.prod(out_shape)) for _, _, out_shape, _ in self.steps]
         self.output_shape = self.steps[-1][2] if self.steps else self.input_shape
+        self.graph = None
         self._lock = threading.Lock()
         self._arenas = collections.OrderedDict()   # (N, nt) -> idle arena
 
@@ -246,6 +250,8 @@ class InferencePlan:
                 act = max(act, n * int(np.prod(out_shape)))
         return {
             "key": (n, nt),
+            "work": [(obj.work(n), obj.parallel_units(n)) if kind == "native" else (0, None)
+                     for kind, obj, _, _ in self.steps],
             "bufs": (np.empty(act, np.float32), np.empty(act, np.float32)),
             "scratch": np.empty((nt, floats), np.float32),
             "idx": np.empty((nt, indices), np.int64),
@@ -274,6 +280,11 @@ class InferencePlan:
         return {"packed_weights": self.packed_bytes, "arenas": arenas}
 
     # ---------------------------------------------------------------- running
+    def fresh(self):
+        """True while no layer's weights changed and the GEMM path is the one packed for."""
+        return (self.path == _conv_kernels.simd_name() and
+                all(layer.weights_version == version for layer, version in self.key))
+
     def run(self, x, out=None):
         """Forward pass of the float32 batch x (N, *input_shape) (shape checked by the
         caller). Writes into ``out`` when given (else returns a new array)."""
@@ -281,24 +292,32 @@ class InferencePlan:
         nt = get_num_threads()
         arena = self._acquire(n, nt)
         try:
-            bufs = arena["bufs"]
+            bufs, scratch, idx, ws = arena["bufs"], arena["scratch"], arena["idx"], arena["ws"]
             if x.dtype != _F32 or not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x, dtype=np.float32)
-            for kind, obj, out_shape, layers in self.steps:
+            held = -1            # which ping-pong buffer holds x (-1: none, None: unknown)
+            for (kind, obj, out_shape, layers), size, (work, units) in zip(
+                    self.steps, self._sizes, arena["work"]):
                 if kind == "native":
                     if x.dtype != _F32:        # a fallback layer changed the dtype
                         for layer in layers:
                             x = layer.forward(x, training=False)
+                        held = None
                         continue
                     if not x.flags.c_contiguous:
                         x = np.ascontiguousarray(x)
-                    dst = bufs[1] if np.may_share_memory(x, bufs[0]) else bufs[0]
-                    y = dst[:n * int(np.prod(out_shape))].reshape((n,) + tuple(out_shape))
-                    obj.run(x, y, arena["scratch"], arena["idx"], arena["ws"],
-                            min(nt, threads_for(obj.work(n), obj.parallel_units(n))))
+                        held = -1
+                    if held is None:
+                        held = 0 if np.may_share_memory(x, bufs[0]) else -1
+                    held = 1 if held == 0 else 0
+                    y = bufs[held][:n * size].reshape((n,) + out_shape)
+                    obj.run(x, y, scratch, idx, ws, min(nt, threads_for(work, units)))
                     x = y
+                elif kind == "view":
+                    x = obj(x)
                 else:
                     x = obj(x)
+                    held = None
             if out is None:
                 return np.array(x, copy=True)
             out[...] = x
@@ -313,20 +332,22 @@ _PLANS = weakref.WeakKeyDictionary()
 _PLANS_LOCK = threading.Lock()
 
 
-def plan_for(model, layers, input_shape):
-    """The current plan of ``model`` over its chain ``layers`` taking samples of
-    ``input_shape`` (built or rebuilt when a layer's weights version, the chain or the GEMM
-    path changed)."""
+def plan_for(model):
+    """The current plan of ``model`` (built, or rebuilt when its graph, a layer's weights
+    version or the GEMM path changed), or None when the model is no chain of float32 layers
+    (``model._inference_chain()``)."""
+    graph = getattr(model, "_graph", None)
     plan = _PLANS.get(model)
-    if (plan is not None and len(plan.key) == len(layers) and plan.path == _conv_kernels.simd_name()
-            and all(l is k[0] and l.weights_version == k[1] for l, k in zip(layers, plan.key))):
+    if plan is not None and plan.graph is graph and plan.fresh():
         return plan
     with _PLANS_LOCK:
         plan = _PLANS.get(model)
-        if (plan is None or len(plan.key) != len(layers) or
-                plan.path != _conv_kernels.simd_name() or
-                not all(l is k[0] and l.weights_version == k[1]
-                        for l, k in zip(layers, plan.key))):
-            plan = InferencePlan(layers, input_shape)
+        if plan is None or plan.graph is not graph or not plan.fresh():
+            chain = model._inference_chain()
+            if chain is None:
+                _PLANS.pop(model, None)
+                return None
+            plan = InferencePlan(chain, graph.input_shapes[0])
+            plan.graph = graph
             _PLANS[model] = plan
     return plan
