@@ -47,6 +47,7 @@ __all__ = ["init", "is_initialized", "rank", "size", "is_main", "barrier", "allr
 
 _comm = None            # the communicator once init() has run
 _helper = None          # its DataParallel helper (kept: it holds the flat gradient buffer)
+_failed_everywhere = False   # a step failure every rank agreed on (each raises it; no abort)
 _previous_hook = None
 
 
@@ -109,7 +110,12 @@ def _share_cores(comm, MPI):
 
 
 def _abort_on_uncaught(kind, value, tb):
-    """sys.excepthook under MPI: print the error with the rank, then end every rank."""
+    """sys.excepthook under MPI: print the error with the rank, then end every rank -- unless
+    every rank already knows (a failed step: each raises it and exits by itself; aborting
+    here could kill the others before they have said why)."""
+    if _failed_everywhere:
+        traceback.print_exception(kind, value, tb)
+        return
     sys.stderr.write(f"cycnn.distributed: uncaught exception on rank {rank()} of {size()}; "
                      f"aborting all ranks\n")
     traceback.print_exception(kind, value, tb)
@@ -216,6 +222,7 @@ class DataParallel:
         total = np.empty_like(local)
         self.comm.Allreduce(local, total, op=MPI.SUM)
         if total[-1] > 0:
+            _failed_everywhere = True
             messages = self.comm.allgather(None if error is None
                                            else f"{type(error).__name__}: {error}")
             if error is not None:
