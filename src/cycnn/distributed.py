@@ -217,6 +217,7 @@ class DataParallel:
 
         ``error``: the exception this rank hit (or None). Raises on every rank when any rank
         failed; returns (global sums, global rows)."""
+        global _failed_everywhere
         MPI = _mpi()
         local = np.array(list(sums) + [rows, 1.0 if error is not None else 0.0], np.float64)
         total = np.empty_like(local)
