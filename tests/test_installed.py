@@ -92,17 +92,21 @@ def test_repaired_wheel_loads_its_vendored_libgomp(dist, subprocess_env):
     vendored = {str(p.resolve()) for p in libs.glob("libgomp*.so*")}
     assert vendored, f"no libgomp in {sorted(p.name for p in libs.iterdir())}"
     # A fresh process: nothing but cycnn (and NumPy) decides which libgomp gets loaded. A 2-thread
-    # matmul makes sure the OpenMP runtime that answers is really used.
+    # matmul makes sure the OpenMP runtime really runs; _openmp.runtime_path() names the library
+    # omp_get_max_threads comes from (dladdr), /proc/self/maps every libgomp mapped.
     code = ("import numpy as np, cycnn\n"
             "cycnn.set_num_threads(2)\n"
             "a = np.ones((256, 256), np.float32)\n"
             "assert float(cycnn.ops.matmul(a, a)[0, 0]) == 256.0\n"
-            "print(cycnn.build_info()['openmp'])\n"
+            "from cycnn._kernels import _openmp\n"
+            "import os\n"
+            "print(cycnn.build_info()['openmp'], os.path.realpath(_openmp.runtime_path()))\n"
             "for line in open('/proc/self/maps'):\n"
             "    if 'libgomp' in line: print(line.split()[-1])\n")
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    openmp, *mapped = out.stdout.split()
+    openmp, called, *mapped = out.stdout.split()
     assert openmp == "True"
+    assert called in vendored, f"the kernels call {called}, vendored {sorted(vendored)}"
     assert set(mapped) == vendored, f"loaded {sorted(set(mapped))}, vendored {sorted(vendored)}"
