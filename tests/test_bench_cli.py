@@ -222,7 +222,7 @@ def test_failing_kernel_is_reported_not_fatal(monkeypatch, capsys):
         raise NotImplementedError("pool kernel missing")
     monkeypatch.setattr(bench._ops, "max_pool2d", broken)
     code = bench.main(["--quick", "--no-torch", "--threads", "1", "--shapes", "1x1,pool-28",
-                       "--ops", "conv_fwd,pool", "--reps", "1"])
+                       "--ops", "conv_fwd,pool", "--reps", "1", "--in-process"])
     captured = capsys.readouterr()
     assert code == 1
     rows = {r[0]: r for r in table_rows(captured.out)}
@@ -262,3 +262,37 @@ def test_compare_training_script_runs_its_workers():
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 | cycnn")]
     assert len(rows) == 1, proc.stdout
     assert float(rows[0].split("|")[3].replace(",", "")) > 0      # images/s
+
+
+def test_contenders_run_in_worker_processes_and_sgemm_peak_is_printed(tmp_path):
+    """Default mode: each contender in its own process; the sgemm peak of cycnn's GEMM and of
+    NumPy's BLAS is measured and every conv row gets its share of it."""
+    path = tmp_path / "bench.json"
+    proc = run_cli("--quick", "--no-torch", "--threads", "1", "--shapes", "1x1",
+                   "--ops", "conv_fwd_bwd", "--reps", "2", "--json", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sgemm peak" in proc.stdout
+    doc = json.loads(path.read_text())
+    peak = doc["sgemm_peak_gflops"]["1"]
+    assert set(peak) == {"cycnn", "numpy"} and all(v > 0 for v in peak.values())
+    row, = doc["results"]
+    assert row["sgemm_peak"] == pytest.approx(max(peak.values()))
+    assert row["share_of_sgemm_peak"] == pytest.approx(row["cycnn_rate"] / row["sgemm_peak"])
+    header = _header_cells(proc.stdout)
+    cells, = table_rows(proc.stdout)
+    assert cells[header.index("% peak")] == f"{100 * row['share_of_sgemm_peak']:.0f}%"
+    assert row["check"] is True and len(row["times_s"]["cycnn"]) == 2
+
+
+def test_worker_protocol_reports_errors():
+    """A worker answers one JSON line per request and reports a bad request as an error."""
+    worker = bench._Worker("cycnn")
+    try:
+        with pytest.raises(bench.WorkerError, match="unknown shape"):
+            worker.ask(cmd="setup", shape="nope", op="conv_fwd", batch=1, threads=1, warmup=1)
+        worker.ask(cmd="setup", shape="1x1", op="conv_fwd", batch=1, threads=1, warmup=1)
+        times = worker.ask(cmd="time", reps=3)["times"]
+        assert len(times) == 3 and all(t > 0 for t in times)
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0

@@ -3,10 +3,18 @@
 Run ``python -m cycnn.bench --help``. Only cycnn and NumPy are needed (it works from an installed
 wheel); PyTorch is an optional contender.
 
-Method: for every (shape, op, threads) row the contenders are warmed up (the warm-up outputs are
-also compared with each other), then timed interleaved -- A B C, B C A, C A B, ... -- in one
-process with the garbage collector off, so that a noisy, shared machine slows them all alike.
-The table shows MEDIANS; rates and ratios are computed from the medians.
+Method: every contender (cycnn, torch, the NumPy reference) runs in its OWN worker process
+(``python -m cycnn.bench --worker IMPL``; two OpenMP runtimes in one process spin against each
+other), so each brings its own thread pool and none is slowed by another's. For every (shape, op,
+threads) row the workers warm up (their warm-up outputs are compared), then the parent asks them
+for one timed call at a time, interleaved -- A B C, B C A, C A B, ... -- so that a noisy, shared
+machine slows them all alike; only one contender computes at any moment. Times are measured
+inside the workers (garbage collector off). The table shows MEDIANS; rates and ratios are
+computed from the medians. ``--in-process`` runs all contenders in this process instead.
+
+Before the table, the machine's sgemm peak is measured per thread count, cycnn's GEMM and NumPy's
+BLAS each in its own process (float32, square matrices, median GFLOP/s); ``% peak`` is a conv
+row's GFLOP/s as a share of the larger of the two.
 
 * conv: FLOPs = 2*N*K*Ho*Wo*C*R*S per forward; forward + backward counts 3x that.
 * max pool: bytes moved = forward (read x, write y + int64 indices) + backward (read dy +
@@ -355,6 +363,178 @@ def measure(fns, reps, warmup=1, min_time=0.0, extend=(), max_reps=100, errors=N
 
 
 # ----------------------------------------------------------------------------------------------
+# worker processes: one per contender
+# ----------------------------------------------------------------------------------------------
+
+SGEMM_SIZE = 1024
+SGEMM_QUICK_SIZE = 256
+
+
+def _sgemm_rate(impl, n, threads, reps):
+    """Median GFLOP/s of an n x n float32 product with cycnn's GEMM ("cycnn") or NumPy's BLAS
+    ("numpy"), on ``threads`` threads. Call it in a process of its own."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    if impl == "cycnn":
+        cycnn.set_num_threads(threads)
+        fn = lambda: _ops.matmul(a, b)  # noqa: E731
+        limits = None
+    else:
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(threads)
+        fn = lambda: a @ b  # noqa: E731
+    try:
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    finally:
+        if limits is not None:
+            limits.unregister()
+    return 2.0 * n ** 3 / statistics.median(times) / 1e9
+
+
+def _worker_main(impl):
+    """Serve one contender over stdin/stdout, one JSON object per line (see _Worker)."""
+    reply_to = sys.stdout
+    sys.stdout = sys.stderr          # stray prints must not corrupt the protocol
+    torch = load_torch() if impl == "torch" else None
+    case = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        try:
+            if cmd["cmd"] == "quit":
+                break
+            if cmd["cmd"] == "sgemm":
+                answer = {"rate": _sgemm_rate(impl, cmd["n"], cmd["threads"], cmd["reps"])}
+            elif cmd["cmd"] == "setup":
+                case = None
+                gc.collect()
+                case = make_case(impl, cmd["op"], cmd["shape"], cmd["batch"], torch)
+                set_threads(cmd["threads"], torch)
+                elapsed, outputs = None, None
+                for _ in range(cmd["warmup"]):
+                    t0 = time.perf_counter()
+                    outputs = case.fn()
+                    elapsed = time.perf_counter() - t0
+                if cmd.get("save"):
+                    np.savez(cmd["save"], *as_numpy(outputs))
+                del outputs
+                answer = {"elapsed": elapsed}
+            elif cmd["cmd"] == "time":
+                fn, times = case.fn, []
+                gc.disable()
+                try:
+                    for _ in range(cmd["reps"]):
+                        t0 = time.perf_counter()
+                        fn()
+                        times.append(time.perf_counter() - t0)
+                finally:
+                    gc.enable()
+                answer = {"times": times}
+            else:
+                answer = {"error": f"unknown command {cmd['cmd']!r}"}
+        except Exception as exc:  # reported to the parent, which prints it
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        reply_to.write(json.dumps(answer) + "\n")
+        reply_to.flush()
+    return 0
+
+
+class WorkerError(RuntimeError):
+    """A contender's worker process failed a request (the message is its exception)."""
+
+
+class _Worker:
+    """A contender in its own process: ``python -m cycnn.bench --worker IMPL``, importing the
+    same cycnn as this process."""
+
+    def __init__(self, impl):
+        import subprocess
+        self.impl = impl
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(cycnn.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen([sys.executable, "-m", "cycnn.bench", "--worker", impl],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     text=True, bufsize=1)
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError(f"the {self.impl} worker exited (code {self.proc.wait()})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise WorkerError(answer["error"])
+        return answer
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def sgemm_peaks(thread_counts, quick=False):
+    """{threads: {"cycnn": GFLOP/s, "numpy": GFLOP/s}}: each measured in a fresh process."""
+    n = SGEMM_QUICK_SIZE if quick else SGEMM_SIZE
+    reps = 3 if quick else max(5, int(4e9 / n ** 3))
+    peaks = {}
+    for threads in thread_counts:
+        peaks[threads] = {}
+        for impl in ("cycnn", "numpy"):
+            worker = _Worker(impl)
+            try:
+                peaks[threads][impl] = worker.ask(cmd="sgemm", n=n, threads=threads,
+                                                  reps=reps)["rate"]
+            except WorkerError as exc:
+                print(f"ERROR: sgemm peak with {impl}: {exc}", file=sys.stderr)
+            finally:
+                worker.close()
+    return peaks
+
+
+def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, save_dir, setup):
+    """As :func:`measure`, each contender in its worker process: returns
+    ({name: [seconds, ...]}, {name: warm-up outputs as a tuple of float64 arrays})."""
+    names = list(workers)
+    reps = dict(reps)
+    outputs = {}
+    for name in list(names):
+        path = os.path.join(save_dir, f"{name}.npz")
+        try:
+            elapsed = workers[name].ask(cmd="setup", warmup=warmup, save=path, **setup)["elapsed"]
+            with np.load(path) as saved:
+                outputs[name] = tuple(saved[f"arr_{i}"] for i in range(len(saved.files)))
+            os.remove(path)
+        except WorkerError as exc:
+            errors[name] = exc
+            names.remove(name)
+            continue
+        if name in extend and min_time > 0 and elapsed:
+            reps[name] = max(reps[name], min(max_reps, math.ceil(min_time / elapsed)))
+    rounds = max((reps[name] for name in names), default=0)
+    plan = {name: _schedule(reps[name], rounds) for name in names}
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            if r in plan[name]:
+                times[name] += workers[name].ask(cmd="time", reps=1)["times"]
+    return times, outputs
+
+
+# ----------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------
 
@@ -455,6 +635,10 @@ def build_parser():
                         "--no-torch)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write settings and raw per-repetition times as JSON to PATH")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every contender in this process (default: each in its own worker "
+                        "process) and skip the sgemm peak")
+    p.add_argument("--worker", choices=IMPLS + ("numpy",), default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -489,7 +673,7 @@ def _fmt_ratio(value):
 
 COLUMNS = (("shape", 10, "<"), ("op", 15, "<"), ("thr", 3, ">"), ("cycnn ms", 9, ">"),
            ("torch ms", 9, ">"), ("ref ms", 9, ">"), ("cycnn rate", 10, ">"), ("unit", 7, "<"),
-           ("x ref", 7, ">"), ("cyc/torch", 9, ">"), ("check", 8, "<"))
+           ("x ref", 7, ">"), ("cyc/torch", 9, ">"), ("check", 8, "<"), ("% peak", 6, ">"))
 
 
 def _line(cells):
@@ -572,6 +756,16 @@ def run(args, out=None):
     if args.reference is None and args.quick:
         args.reference = "all"
     _header(args, torch, reps, ref_reps, out)
+    peaks = {}
+    if not args.in_process and any(SHAPES[r[0]].kind == "conv" for r in _rows(args)):
+        peaks = sgemm_peaks(args.threads, args.quick)
+        n = SGEMM_QUICK_SIZE if args.quick else SGEMM_SIZE
+        print(f"sgemm peak (float32 {n}x{n}x{n}, median, each in its own process; '% peak' = "
+              f"cycnn conv GFLOP/s / the larger):", file=out)
+        for threads, rates in peaks.items():
+            print(f"  {threads} thread{'s' if threads > 1 else ' '}: " + ", ".join(
+                f"{impl} {rate:.1f} GFLOP/s" for impl, rate in rates.items()), file=out)
+    args.sgemm_peaks = {str(t): r for t, r in peaks.items()}
     print("", file=out)
     print(_line([name for name, _, _ in COLUMNS]), file=out)
     print("|" + "|".join(("-" * (w + 1) + ":" if a == ">" else "-" * (w + 2))
@@ -580,20 +774,35 @@ def run(args, out=None):
 
     saved = (cycnn.get_num_threads(), torch.get_num_threads() if torch is not None else None)
     results, mismatches = [], 0
+    workers = {}
+    if not args.in_process:
+        import tempfile
+        save_dir = tempfile.mkdtemp(prefix="cycnn-bench-")
+        impls_used = ["cycnn"] + (["torch"] if torch is not None else []) + (
+            [] if args.reference == "none" else ["reference"])
+        workers = {impl: _Worker(impl) for impl in impls_used}
     try:
         for shape_name, op, threads in _rows(args):
             use_ref = args.reference == "all" or (
                 args.reference is None and shape_name in DEFAULT_REFERENCE_SHAPES)
             impls = ["cycnn"] + (["torch"] if torch is not None else []) + (
                 ["reference"] if use_ref else [])
-            cases = {impl: make_case(impl, op, shape_name, args.batch, torch) for impl in impls}
-            set_threads(threads, torch)
             errors = {}
-            times, outputs = measure({i: c.fn for i, c in cases.items()},
-                                     {i: (ref_reps if i == "reference" else reps) for i in impls},
-                                     warmup=args.warmup, min_time=args.min_time,
-                                     extend=("cycnn", "torch"), max_reps=MAX_AUTO_REPS,
-                                     errors=errors)
+            rep_counts = {i: (ref_reps if i == "reference" else reps) for i in impls}
+            if workers:
+                cases = {"cycnn": make_case("cycnn", op, shape_name, args.batch)}
+                times, outputs = measure_workers(
+                    {i: workers[i] for i in impls}, rep_counts, args.warmup, args.min_time,
+                    ("cycnn", "torch"), MAX_AUTO_REPS, errors, save_dir,
+                    dict(shape=shape_name, op=op, batch=args.batch, threads=threads))
+            else:
+                cases = {impl: make_case(impl, op, shape_name, args.batch, torch)
+                         for impl in impls}
+                set_threads(threads, torch)
+                times, outputs = measure({i: c.fn for i, c in cases.items()}, rep_counts,
+                                         warmup=args.warmup, min_time=args.min_time,
+                                         extend=("cycnn", "torch"), max_reps=MAX_AUTO_REPS,
+                                         errors=errors)
             for impl, exc in errors.items():
                 print(f"ERROR: {impl} failed on {shape_name} {op} with {threads} thread(s): "
                       f"{type(exc).__name__}: {exc}", file=sys.stderr)
@@ -608,6 +817,9 @@ def run(args, out=None):
                 mine = as_numpy(outputs["cycnn"])
                 error = max(max_rel_error(mine, as_numpy(outputs[i])) for i in others)
             ok = None if error is None else error <= 1e-3
+            peak = max(peaks.get(threads, {}).values(), default=None)
+            share = (rate / peak if rate is not None and peak and case.unit == "FLOP"
+                     else None)
             mismatches += (ok is False) + ("cycnn" in errors)
             del outputs, cases
             row = {
@@ -619,6 +831,7 @@ def run(args, out=None):
                 "median_s": med, "times_s": times,
                 "speedup_vs_reference": vs_ref, "ratio_cycnn_torch": vs_torch,
                 "max_rel_error": error, "check": ok,
+                "sgemm_peak": peak, "share_of_sgemm_peak": share,
                 "errors": {i: f"{type(e).__name__}: {e}" for i, e in errors.items()},
             }
             results.append(row)
@@ -627,9 +840,15 @@ def run(args, out=None):
             print(_line([shape_name, op, str(threads), ms["cycnn"], ms["torch"],
                          ms["reference"], "-" if rate is None else
                          f"{rate:.2f}" if rate < 100 else f"{rate:.1f}", row["rate_unit"],
-                         _fmt_ratio(vs_ref), _fmt_ratio(vs_torch), check]), file=out)
+                         _fmt_ratio(vs_ref), _fmt_ratio(vs_torch), check,
+                         "-" if share is None else f"{100 * share:.0f}%"]), file=out)
             out.flush()
     finally:
+        for worker in workers.values():
+            worker.close()
+        if workers:
+            import shutil
+            shutil.rmtree(save_dir, ignore_errors=True)
         cycnn.set_num_threads(saved[0])
         if torch is not None:
             torch.set_num_threads(saved[1])
@@ -657,6 +876,19 @@ def summary(results):
     return out, (_geomean(ref), len(ref)) if ref else None
 
 
+def thread_scaling(results):
+    """{(shape, op): (threads, time at 1 thread / time at that count)} for rows timed at 1
+    thread and at a larger count (the largest)."""
+    one = {(r["shape"], r["op"]): r["median_s"].get("cycnn") for r in results
+           if r["threads"] == 1}
+    out = {}
+    for r in results:
+        key, t = (r["shape"], r["op"]), r["median_s"].get("cycnn")
+        if r["threads"] > 1 and one.get(key) and t and r["threads"] >= out.get(key, (0,))[0]:
+            out[key] = (r["threads"], one[key] / t)
+    return out
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--inference" in argv:   # model.predict vs ONNX Runtime / PyTorch (_bench_inference.py)
@@ -664,6 +896,8 @@ def main(argv=None):
         return _bench_inference.main([a for a in argv if a != "--inference"])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.worker:
+        return _worker_main(args.worker)
     if args.profile:
         from . import _profile
         return _profile.main(args)
@@ -690,6 +924,11 @@ def main(argv=None):
     if ref:
         print(f"geometric mean speed-up of cycnn over the NumPy reference: {ref[0]:.2f}x "
               f"({ref[1]} rows)")
+    scaling = thread_scaling(results)
+    shown = {k: v for k, v in scaling.items() if k[1] in FWD_BWD_OPS}
+    if shown:
+        print("cycnn fwd+bwd speed-up over 1 thread: " + ", ".join(
+            f"{shape} {v:.2f}x ({t} thr)" for (shape, op), (t, v) in shown.items()))
     elapsed = time.time() - started
     print(f"total time {elapsed:.1f} s; load average at end {_loadavg() or 'unknown'}")
     if mismatches:
@@ -706,10 +945,13 @@ def main(argv=None):
             "platform": platform.platform(),
             "loadavg_end": _loadavg(),
             "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
-            "settings": {k: v for k, v in vars(args).items()},
+            "settings": {k: v for k, v in vars(args).items() if k != "sgemm_peaks"},
             "summary": {label: {"geomean_ratio_cycnn_torch": v, "rows": n}
                         for label, (v, n) in ratios.items()},
             "elapsed_s": elapsed,
+            "sgemm_peak_gflops": args.sgemm_peaks,
+            "thread_scaling": {f"{shape} {op}": {"threads": t, "speedup": v}
+                               for (shape, op), (t, v) in scaling.items()},
             "results": results,
         }
         with open(args.json, "w") as f:
