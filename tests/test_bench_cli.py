@@ -241,7 +241,7 @@ def test_profile_prints_the_training_step_breakdown():
     parts = {row[0]: float(row[1]) for row in table_rows(proc.stdout) if row[1] != "ms"}
     expected = ["forward  conv2d", "forward  max_pool2d", "forward  dense", "loss",
                 "backward conv2d", "backward dense", "optimizer Adam", "sum of the parts",
-                "whole step", "model.fit"]
+                "model.train_step", "model.fit"]
     for name in expected:
         assert any(key.startswith(name) for key in parts), (name, sorted(parts))
     total = parts["sum of the parts"]
