@@ -49,36 +49,38 @@ cdef inline int _threads(Py_ssize_t n, int n_threads) noexcept nogil:
     return max(1, min(n_threads, <int>min(<Py_ssize_t>n_threads, (n + 15) // 16)))
 
 
-def relu_forward(const floating[::1] x, floating[::1] y, int n_threads):
-    """y = max(x, 0). x IN, y OUT (may be the same memory as x)."""
-    cdef Py_ssize_t n = x.shape[0], chunk, lo
+cdef void _run(int op, const floating *a, const floating *b, floating *out, Py_ssize_t n,
+               int n_threads) noexcept nogil:
+    """op 1: out = relu(a); op 2: out = relu_grad(dy=a, y=b). Thread t takes the t-th chunk."""
     cdef int t, nt = _threads(n, n_threads)
-    if y.shape[0] != n:
-        raise ValueError(f"relu_forward: x has {n} elements, y {y.shape[0]}")
-    if n == 0:
-        return
-    chunk = ((n + nt - 1) // nt + 15) // 16 * 16
-    for t in prange(nt, nogil=True, schedule='static', chunksize=1, num_threads=nt):
+    cdef Py_ssize_t chunk = ((n + nt - 1) // nt + 15) // 16 * 16, lo
+    for t in prange(nt, schedule='static', chunksize=1, num_threads=nt):
         if t == 0:
-            cycnn_note_team(1)
+            cycnn_note_team(op)
         lo = t * chunk
         if lo < n:
-            _relu(&x[lo], &y[lo], min(chunk, n - lo))
+            if op == 1:
+                _relu(a + lo, out + lo, min(chunk, n - lo))
+            else:
+                _relu_grad(a + lo, b + lo, out + lo, min(chunk, n - lo))
+
+
+def relu_forward(const floating[::1] x, floating[::1] y, int n_threads):
+    """y = max(x, 0). x IN, y OUT (may be the same memory as x)."""
+    cdef Py_ssize_t n = x.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(f"relu_forward: x has {n} elements, y {y.shape[0]}")
+    if n:
+        with nogil:
+            _run(1, &x[0], &x[0], &y[0], n, n_threads)
 
 
 def relu_backward(const floating[::1] dy, const floating[::1] y, floating[::1] dx, int n_threads):
     """dx = dy where y > 0, else 0. dy, y IN; dx OUT (may be the same memory as dy)."""
-    cdef Py_ssize_t n = dy.shape[0], chunk, lo
-    cdef int t, nt = _threads(n, n_threads)
+    cdef Py_ssize_t n = dy.shape[0]
     if y.shape[0] != n or dx.shape[0] != n:
         raise ValueError(f"relu_backward: dy, y and dx must have the same size, got {n}, "
                          f"{y.shape[0]} and {dx.shape[0]}")
-    if n == 0:
-        return
-    chunk = ((n + nt - 1) // nt + 15) // 16 * 16
-    for t in prange(nt, nogil=True, schedule='static', chunksize=1, num_threads=nt):
-        if t == 0:
-            cycnn_note_team(2)
-        lo = t * chunk
-        if lo < n:
-            _relu_grad(&dy[lo], &y[lo], &dx[lo], min(chunk, n - lo))
+    if n:
+        with nogil:
+            _run(2, &dy[0], &y[0], &dx[0], n, n_threads)
