@@ -199,3 +199,17 @@ def test_version_2_header_lists_shapes_and_class(small_file):
                                                           "dtype": "float32"}
     with zipfile.ZipFile(path) as z:
         assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_optimizer_state_must_match_the_parameters(small_file, tmp_path):
+    path, model = small_file
+    model.fit(np.zeros((4, 1, 6, 6), np.float32), np.zeros(4, np.int64), epochs=1, verbose=0)
+    model.save(path)
+    arrays = _arrays(path)
+    assert "optimizer.exp_avg.0" in arrays
+    arrays["optimizer.exp_avg.0"] = np.zeros((2, 1, 3, 4), np.float32)
+    header = _header(arrays)
+    header["arrays"]["optimizer.exp_avg.0"]["shape"] = [2, 1, 3, 4]
+    _write(tmp_path / "opt.cyc", arrays, header)
+    with pytest.raises(ValueError, match="optimizer.exp_avg.0 has shape"):
+        load_model(tmp_path / "opt.cyc")

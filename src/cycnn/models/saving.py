@@ -335,6 +335,13 @@ def _load(archive, path):
     state = {name[len("optimizer."):]: archive.read(name) for name in archive.entries
              if name.startswith("optimizer.")}
     if model.optimizer is not None and state:
+        params = model.params
+        for key, value in state.items():   # per-parameter slots must match the parameters
+            slot, _, index = key.rpartition(".")
+            if slot and index.isdigit() and (int(index) >= len(params)
+                                             or value.shape != params[int(index)].shape):
+                raise ValueError(f"damaged cycnn model file: {path!r}: optimizer.{key} has "
+                                 f"shape {value.shape}, which matches no parameter")
         try:
             model.optimizer.load_state_dict(state)
         except (KeyError, TypeError) as exc:
