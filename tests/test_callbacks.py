@@ -141,11 +141,15 @@ def test_early_stopping_waits_patience_epochs_and_restores_best_weights():
 
     stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     model = mlp()
+    model.predict(x)    # builds predict's plan on the initial weights
     history = model.fit(x, y, epochs=6, batch_size=30, callbacks=[FakeVal(), stop], verbose=0)
     assert history.epoch == [0, 1, 2, 3]         # best at epoch 1, then 2 epochs without gain
     assert stop.stopped_epoch == 3 and stop.best == 0.5 and stop.best_epoch == 1
     for p, q in zip(model.params, weights_at[1]):
         np.testing.assert_array_equal(p, q)
+    # predict (a compiled plan for this chain) sees the restored weights
+    np.testing.assert_allclose(model.predict(x), model._graph.forward([x], False)[0],
+                               rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="not among the logged values"):
         mlp().fit(x, y, epochs=1, callbacks=[EarlyStopping(monitor="val_loss")], verbose=0)
     with pytest.raises(ValueError, match="mode"):

@@ -251,6 +251,7 @@ class Model:
                 raise ValueError(f"weight {i} must have shape {target.shape}, got {value.shape}")
         for target, value in zip(targets, weights):
             target[...] = value
+        self.mark_weights_changed()
 
     # ------------------------------------------------------------------ summary
     def _summary_rows(self):
