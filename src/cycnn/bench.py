@@ -591,8 +591,10 @@ def build_parser():
         prog="python -m cycnn.bench",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Time cycnn's conv2d and max-pool kernels (float32, NCHW) against PyTorch "
-                    "(when importable) and cycnn.reference (NumPy). Contenders run interleaved "
-                    "in one process after a warm-up; the table shows medians.",
+                    "(when importable) and cycnn.reference (NumPy). Each contender runs in its "
+                    "own worker process (--in-process: all in this one), timed calls in "
+                    "rotation after a warm-up; the table shows medians and the share of the "
+                    "sgemm peak measured first.",
         epilog=f"shapes:\n{shapes}\n\nops (--ops conv = conv_fwd,conv_fwd_bwd; "
                f"pool = maxpool_fwd_bwd):\n{ops}\n\nThe NumPy reference runs on "
                f"{', '.join(DEFAULT_REFERENCE_SHAPES)} by default (all shapes with --reference "
