@@ -309,6 +309,21 @@ def _schedule(reps, rounds):
     return {(j * rounds) // reps for j in range(reps)}
 
 
+def _rotate(names, reps, time_one):
+    """Time every contender ``reps[name]`` times, in rounds that run them in a rotated order
+    (contenders with fewer repetitions spread over the rounds); ``time_one(name)`` returns a
+    list of seconds. Returns {name: [seconds, ...]}."""
+    rounds = max((reps[name] for name in names), default=0)
+    plan = {name: _schedule(reps[name], rounds) for name in names}
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            if r in plan[name]:
+                times[name] += time_one(name)
+    return times
+
+
 def measure(fns, reps, warmup=1, min_time=0.0, extend=(), max_reps=100, errors=None):
     """Time callables interleaved; returns ({name: [seconds, ...]}, {name: warm-up output}).
 
@@ -345,17 +360,14 @@ def measure(fns, reps, warmup=1, min_time=0.0, extend=(), max_reps=100, errors=N
             if name in extend and min_time > 0 and elapsed:
                 wanted = min(max_reps, math.ceil(min_time / elapsed))
                 reps[name] = max(reps[name], wanted)
-        rounds = max((reps[name] for name in names), default=0)
-        plan = {name: _schedule(reps[name], rounds) for name in names}
-        times = {name: [] for name in names}
-        for r in range(rounds):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
-                if r in plan[name]:
-                    fn = fns[name]
-                    t0 = clock()
-                    fn()
-                    times[name].append(clock() - t0)
+
+        def time_one(name):
+            fn = fns[name]
+            t0 = clock()
+            fn()
+            return [clock() - t0]
+
+        times = _rotate(names, reps, time_one)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -523,14 +535,7 @@ def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, s
             continue
         if name in extend and min_time > 0 and elapsed:
             reps[name] = max(reps[name], min(max_reps, math.ceil(min_time / elapsed)))
-    rounds = max((reps[name] for name in names), default=0)
-    plan = {name: _schedule(reps[name], rounds) for name in names}
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            if r in plan[name]:
-                times[name] += workers[name].ask(cmd="time", reps=1)["times"]
+    times = _rotate(names, reps, lambda name: workers[name].ask(cmd="time", reps=1)["times"])
     return times, outputs
 
 
