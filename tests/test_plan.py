@@ -3,6 +3,9 @@
 * every layer kind and activation: predict (plan) == forward (layer by layer), float32
   tolerance, batch 1 (bands within an image), odd batches and 1 and 2 threads; each case also
   checks which native steps the plan made, so a silent fallback fails;
+* the convolution step (implicit GEMM, bands of rows, fused activation and pool) against the
+  float64 NumPy oracle (cycnn.reference) on every SIMD path, odd shapes, batch 1/3/17, 1, 2 and
+  3 threads, and each SIMD path against the portable 'generic' one;
 * the plan is rebuilt after a training step, assignment to params, in-place writes announced
   with mark_weights_changed, BatchNorm's training forward, and load_model;
 * concurrent predict calls from several Python threads agree with the serial result;
@@ -96,6 +99,84 @@ def test_conv2d_geometries(kwargs):
 def test_conv_with_fused_pool(pool, hw):
     _check([L.Conv2D(6, 3, padding="same", activation="relu"), pool(2)], (3,) + hw,
            ["ConvStep"])
+
+
+def _oracle(x, layer, act, slope, pool):
+    """float64 conv (+ act) (+ pool) of x by cycnn.reference (no compiled code)."""
+    from cycnn import reference as ref
+    from cycnn._args import conv_padding
+    (sh, sw), (dh, dw), pads, _ = conv_padding(layer.padding, x.shape[2:], layer.kernel_size,
+                                               layer.stride, layer.dilation)
+    assert pads[0][0] >= 0 and pads[1][0] >= 0
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), tuple(pads[0]), tuple(pads[1])))
+    bias = layer.params.get("bias")
+    y = ref.conv2d(xp, layer.params["kernel"].astype(np.float64),
+                   None if bias is None else bias.astype(np.float64), stride=(sh, sw),
+                   dilation=(dh, dw))
+    if act == "relu":
+        y = np.maximum(y, 0)
+    elif act == "leaky_relu":
+        y = np.where(y < 0, slope * y, y)
+    if pool == "max":
+        y = ref.max_pool2d(y, 2)[0]
+    elif pool == "avg":
+        y = ref.avg_pool2d(y, 2)
+    return y
+
+
+CONV_CASES = [   # (input shape, Conv2D keyword arguments)
+    ((3, 13, 11), dict(filters=7, kernel_size=3, padding="same")),
+    ((5, 17, 9), dict(filters=13, kernel_size=5, padding=2, stride=2)),
+    ((2, 15, 14), dict(filters=19, kernel_size=(3, 2), dilation=(2, 1), padding="valid")),
+    ((4, 9, 23), dict(filters=6, kernel_size=1, use_bias=False)),
+    ((1, 28, 28), dict(filters=32, kernel_size=5, padding="same")),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("act", [None, "relu", "leaky_relu"])
+@pytest.mark.parametrize("pool", [None, "max", "avg"])
+def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
+    rng = np.random.default_rng(21)
+    conv_kernels.simd_select(path)
+    for case, (in_shape, kwargs) in enumerate(CONV_CASES):
+        cycnn.seed(case)
+        conv = L.Conv2D(**kwargs)
+        stack = [conv] + ([L.LeakyReLU(0.3)] if act == "leaky_relu" else
+                          [L.ReLU()] if act == "relu" else [])
+        stack += [L.MaxPool2D(2)] if pool == "max" else [L.AvgPool2D(2)] if pool == "avg" else []
+        model = cycnn.Sequential(stack, input_shape=in_shape)
+        _randomise(model, rng)
+        plan = model.compile_predictor()
+        assert [line.split()[0] for line in plan.describe()] == ["ConvStep"]
+        assert plan.path == path
+        x = rng.standard_normal((17,) + in_shape).astype(np.float32)
+        expected = _oracle(x, conv, act, 0.3, pool)
+        tol = 3e-6 * float(np.max(np.abs(expected))) * np.prod(conv.kernel_size) ** 0.5 + 1e-6
+        for nt in (1, 2, 3):
+            cycnn.set_num_threads(nt)
+            for b in (1, 3, 17):
+                with force_parallel():
+                    got = model.predict(x[:b], batch_size=b)
+                assert got.shape == expected[:b].shape
+                err = np.max(np.abs(got - expected[:b]))
+                assert err <= tol, f"{path} {in_shape} {kwargs}: batch {b}, {nt} threads: {err}"
+                if path != "generic" and nt == 2:
+                    conv_kernels.simd_select("generic")
+                    with force_parallel():
+                        portable = model.predict(x[:b], batch_size=b)
+                    conv_kernels.simd_select(path)
+                    np.testing.assert_allclose(got, portable, rtol=1e-5, atol=tol)
+
+
+def test_conv_step_keeps_nan_through_relu_and_max_pool():
+    cycnn.seed(5)
+    model = cycnn.Sequential([L.Conv2D(4, 3, padding="same", activation="relu"),
+                              L.MaxPool2D(2)], input_shape=(2, 8, 8))
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    x[0, 1, 5, 5] = np.nan           # reaches the conv outputs around (5, 5) in every filter
+    got = model.predict(x)
+    assert np.isnan(got[0, :, 2, 2]).all() and np.isnan(got).sum() <= 4 * 4
 
 
 def test_pools_that_do_not_fuse_run_as_pool_steps():

@@ -18,7 +18,8 @@
  *   kc x nc B block (L2) | jr over nr-wide panels (L1) | ir over the mr-tall weight panels ->
  *   micro-kernel (beta 0 on the first depth block, 1 after). Edge tiles (rows past K, columns
  *   past l1) go through a workspace tile, as in gemm_driver.h. After the last depth block the
- *   K x nc block of y, still in L2, gets the epilogue: + bias[k], then ReLU when asked.
+ *   K x nc block of y, still in L2, gets the epilogue: + bias[k], then ReLU / leaky ReLU when
+ *   asked (cycnn_sconv_igemm_act).
  * Parallelism: none inside; callers run images (or pixel ranges of one image) on threads, each
  *   with its own workspace and padded image. Deterministic: the summation order depends only
  *   on the geometry and the GEMM path.
@@ -228,19 +229,26 @@ static void pack_b_image(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g
     }
 }
 
-static void epilogue(int K, ptrdiff_t nc, const float *bias, int relu, float *y, ptrdiff_t ldy)
+/* + bias[k], then act: 0 none, 1 ReLU (NaN stays NaN), 2 leaky ReLU (v < 0 ? slope*v : v). */
+static void epilogue(int K, ptrdiff_t nc, const float *bias, int act, float slope, float *y,
+                     ptrdiff_t ldy)
 {
     int k;
     ptrdiff_t j;
-    if (bias == NULL && !relu)
+    if (bias == NULL && act == 0)
         return;
     for (k = 0; k < K; k++) {
         float *row = y + k * ldy;
         const float b = bias != NULL ? bias[k] : 0.0f;
-        if (relu)
+        if (act == 1)
             for (j = 0; j < nc; j++) {
                 const float v = row[j] + b;
                 row[j] = v < 0.0f ? 0.0f : v;   /* NaN stays NaN */
+            }
+        else if (act == 2)
+            for (j = 0; j < nc; j++) {
+                const float v = row[j] + b;
+                row[j] = v < 0.0f ? slope * v : v;
             }
         else
             for (j = 0; j < nc; j++)
@@ -248,9 +256,16 @@ static void epilogue(int K, ptrdiff_t nc, const float *bias, int relu, float *y,
     }
 }
 
-void cycnn_sconv_igemm(const void *cfg_, const cycnn_conv_geom *g, const float *wp,
+void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                        const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                        int relu, float *y, ptrdiff_t ldy, void *ws)
+{
+    cycnn_sconv_igemm_act(cfg, g, wp, xp, l0, l1, bias, relu ? 1 : 0, 0.0f, y, ldy, ws);
+}
+
+void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const float *wp,
+                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                           int act, float slope, float *y, ptrdiff_t ldy, void *ws)
 {
     const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
     const int MR = cfg->mr, NR = cfg->nr, K = g->K;
@@ -271,7 +286,7 @@ void cycnn_sconv_igemm(const void *cfg_, const cycnn_conv_geom *g, const float *
         for (ir = 0; ir < K; ir++)
             for (j = l0; j < l1; j++)
                 y[ir * ldy + j] = 0.0f;
-        epilogue(K, l1 - l0, bias, relu, y + l0, ldy);
+        epilogue(K, l1 - l0, bias, act, slope, y + l0, ldy);
         return;
     }
 
@@ -309,6 +324,6 @@ void cycnn_sconv_igemm(const void *cfg_, const cycnn_conv_geom *g, const float *
                 }
             }
         }
-        epilogue(K, nc, bias, relu, y + jc, ldy);
+        epilogue(K, nc, bias, act, slope, y + jc, ldy);
     }
 }

@@ -53,6 +53,12 @@ size_t cycnn_sconv_workspace_bytes(const void *cfg);
 void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                        const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                        int relu, float *y, ptrdiff_t ldy, void *ws);
+/* The same with the activation as a code: act 0 none, 1 ReLU (as relu above), 2 leaky ReLU
+ * (v < 0 ? slope*v : v) -- the CYCNN_ACT_* codes of gemm/gemm.h. The inference plan calls it on
+ * a band of output rows (g with pt - oh0*sh and Ho = the band's rows). */
+void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                           int act, float slope, float *y, ptrdiff_t ldy, void *ws);
 
 #ifdef __cplusplus
 }

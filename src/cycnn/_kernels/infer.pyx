@@ -2,25 +2,30 @@
 #
 # What: a convolution (+ bias + ReLU/leaky ReLU) (+ a non-overlapping max/avg pool) as one
 # step, a dense layer (+ bias + activation) as one step, and a plain pooling step, each on
-# C-contiguous NCHW / (N, F) float32 arrays. Weights are packed ONCE (PackedWeights) into the
-# GEMM micro-kernel's panel layout of one path (csrc/gemm/gemm.h, "pre-packed operands"); bias
-# and activation run in the GEMM's epilogue while each output tile is in L1.
+# C-contiguous NCHW / (N, F) float32 arrays. Weights are packed ONCE (PackedWeights), for one
+# GEMM path: conv filters by cycnn_sconv_pack_weights (the implicit-GEMM convolution of
+# csrc/conv/sconv_igemm.c, the kernel training's forward pass uses), dense kernels as the
+# pre-packed B operand of the GEMM (csrc/gemm/gemm.h); bias and activation run in the kernels'
+# epilogue while the output block is in cache.
 #
 # Convolution loop: work items are (image, band of output rows). With enough images a band is
 # the whole image; with fewer images than threads (or a batch that does not divide among the
 # threads) every image is cut into n_threads bands, so batch 1 keeps every core busy. One item:
-# im2col of the band (skipped for 1x1/stride 1/unpadded kernels) into the thread's column
-# buffer, then C (K x rows*Wo) = Wpacked (K x CRS) . col with the epilogue. With a fused pool
+# copy the rows of the image the band reads into the thread's zero-padded buffer
+# (cycnn_sconv_pad_image with the band's own top padding pt - oh0*sh and height), then the
+# implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from the
+# padded buffer (no im2col matrix), with the epilogue (cycnn_sconv_igemm_act). With a fused pool
 # the band height is a multiple of the pool stride and the conv output goes to the thread's
-# scratch (K x rows*Wo) and is pooled from there into the step's output, so the full-size conv
-# output is never written to memory.
+# scratch (K x rows*Wo) and is pooled from there, while it is in L2, into the step's output, so
+# the full-size conv output is never written to memory.
 # Dense: y (N x units) = x (N x F) . Wpacked (F x units); threads split the units into whole
 # NR-column panels, each thread running its own GEMM over all rows.
 #
 # Parallel: one prange per step (schedule='static') on the thread count the caller passes (the
 # plan asks cycnn._threads.threads_for with each step's work() and parallel_units()).
-# Memory: nothing allocated here while running. Per-thread scratch (columns, conv tile, pool
-# indices) and GEMM workspaces come from the caller's arena (ScratchSpec says how much).
+# Memory: nothing allocated here while running. Per-thread scratch (padded image or band, conv
+# tile, pool indices) and workspaces (workspace_bytes(): GEMM and implicit-GEMM conv) come from
+# the caller's arena (each step's scratch() says how much).
 # No argument checks inside run(): the plan validated shapes once when it was built.
 
 import numpy as np
@@ -57,9 +62,19 @@ cdef extern from "gemm/gemm.h" nogil:
                              ptrdiff_t rsa, ptrdiff_t csa, const float *Bp, float *C,
                              ptrdiff_t ldc, const cycnn_epilogue *ep, void *ws)
 
-cdef extern from "conv/conv.h" nogil:
-    void cycnn_im2col_f32(const float *x, int C, int H, int W, int R, int S, int sh, int sw,
-                          int pt, int pl, int dh, int dw, int Ho, int Wo, float *col)
+cdef extern from "conv/sconv_igemm.h" nogil:
+    ctypedef struct cycnn_conv_geom:
+        int C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo
+    size_t cycnn_sconv_packed_weights_floats(const void *cfg, int K, ptrdiff_t CRS)
+    void cycnn_sconv_pack_weights(const void *cfg, int K, ptrdiff_t CRS, const float *w,
+                                  ptrdiff_t rsw, ptrdiff_t csw, float *wp)
+    size_t cycnn_sconv_padded_floats(const void *cfg, const cycnn_conv_geom *g)
+    void cycnn_sconv_pad_image(const void *cfg, const cycnn_conv_geom *g, const float *x,
+                               float *xp)
+    size_t cycnn_sconv_workspace_bytes(const void *cfg)
+    void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                               const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                               int act, float slope, float *y, ptrdiff_t ldy, void *ws)
 
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
@@ -71,9 +86,22 @@ cdef extern from "pool/pool.h" nogil:
 ACT_CODES = {None: 0, "relu": 1, "leaky_relu": 2}
 POOL_CODES = {None: 0, "max": 1, "avg": 2}
 
+cdef size_t _workspace_bytes():
+    cdef size_t n = cycnn_gemm_workspace_size()
+    cdef const void *p
+    for name in (b"generic", b"avx2", b"avx512"):
+        p = cycnn_sgemm_path(name)
+        if p != NULL:
+            n = max(n, cycnn_sconv_workspace_bytes(p))
+    return (n + 63) // 64 * 64
+
+cdef size_t _WS_BYTES = _workspace_bytes()
+
+
 def workspace_bytes():
-    """Bytes of one GEMM workspace (64-byte aligned stride)."""
-    return (cycnn_gemm_workspace_size() + 63) // 64 * 64
+    """Bytes of one thread's workspace (64-byte aligned stride): enough for the packed GEMM
+    and the implicit-GEMM convolution on every path this CPU has."""
+    return _WS_BYTES
 
 
 cdef inline float *_fptr(object arr):
@@ -88,9 +116,12 @@ cdef inline char *_aligned(object arr):
 cdef class PackedWeights:
     """A weight matrix packed once for one GEMM path (and its bias), as the GEMM reads it.
 
-    kind 'a': a conv kernel (K, C, R, S) as the A operand (K x C*R*S, MR-row panels);
+    kind 'a': a matrix (M, K) as the A operand (MR-row panels);
     kind 'b': a dense kernel (units, features) as the B operand (features x units, NR-column
-    panels). ``nbytes`` is what it holds."""
+    panels);
+    kind 'conv': a conv kernel (K, C, R, S) as the implicit-GEMM convolution's filter matrix
+    (K x C*R*S, cycnn_sconv_pack_weights: MR-row panels, depth-blocked as the kernel walks
+    them). ``nbytes`` is what it holds."""
     cdef const void *path
     cdef readonly str path_name
     cdef readonly str kind
@@ -115,12 +146,18 @@ cdef class PackedWeights:
             count = cycnn_sgemm_packed_a_size(p, self.rows, self.depth)
         elif kind == "b":
             count = cycnn_sgemm_packed_b_size(p, self.depth, self.rows)
+        elif kind == "conv":
+            count = cycnn_sconv_packed_weights_floats(p, self.rows, self.depth)
         else:
-            raise ValueError(f"kind must be 'a' or 'b', got {kind!r}")
+            raise ValueError(f"kind must be 'a', 'b' or 'conv', got {kind!r}")
         self.buf = np.zeros(count + 16, np.float32)
         self.data = <float *>_aligned(self.buf)
         if kind == "a":      # A[i, p] = kernel[i].flat[p]
             cycnn_sgemm_pack_a(p, self.rows, self.depth, src, self.depth, 1, self.data)
+        elif kind == "conv":
+            if self.depth > 0:
+                cycnn_sconv_pack_weights(p, self.rows, self.depth, src, self.depth, 1,
+                                         self.data)
         else:                # B[p, j] = kernel[j, p]
             cycnn_sgemm_pack_b(p, self.depth, self.rows, src, 1, self.depth, self.data)
         if bias is None:
@@ -138,30 +175,30 @@ cdef class PackedWeights:
 cdef class ConvStep:
     """conv2d (+ bias + activation) (+ non-overlapping pool) on a batch; see the design note."""
     cdef PackedWeights w
-    cdef int C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo
-    cdef int pool, ph, pw, Hp, Wp, h_used, direct
-    cdef cycnn_epilogue ep
+    cdef cycnn_conv_geom g
+    cdef int pool, ph, pw, Hq, Wq, h_used, act
+    cdef float slope
+    cdef size_t pad_floats
     cdef readonly tuple out_shape
 
     def __init__(self, PackedWeights w, tuple in_shape, tuple geometry, tuple out_hw,
                  str act, float slope, pool, tuple pool_hw):
+        if w.kind != "conv":
+            raise ValueError(f"ConvStep needs weights packed as 'conv', got {w.kind!r}")
         self.w = w
-        self.C, self.H, self.W = in_shape
-        self.K = w.rows
-        self.R, self.S, self.sh, self.sw, self.pt, self.pl, self.dh, self.dw = geometry
-        self.Ho, self.Wo = out_hw
-        self.ep.bias = w.bias
-        self.ep.bias_mode = CYCNN_BIAS_ROWS
-        self.ep.act = ACT_CODES[act]
-        self.ep.slope = slope
+        self.g.C, self.g.H, self.g.W = in_shape
+        self.g.K = w.rows
+        (self.g.R, self.g.S, self.g.sh, self.g.sw, self.g.pt, self.g.pl, self.g.dh,
+         self.g.dw) = geometry
+        self.g.Ho, self.g.Wo = out_hw
+        self.act = ACT_CODES[act]
+        self.slope = slope
         self.pool = POOL_CODES[pool]
         self.ph, self.pw = pool_hw if pool else (1, 1)
-        self.Hp, self.Wp = self.Ho // self.ph, self.Wo // self.pw
-        self.h_used = self.Hp * self.ph        # conv rows a floor-mode pool reads
-        self.direct = (self.R == 1 and self.S == 1 and self.sh == 1 and self.sw == 1 and
-                       self.pt == 0 and self.pl == 0 and self.Ho == self.H and
-                       self.Wo == self.W)
-        self.out_shape = (self.K, self.Hp, self.Wp)
+        self.Hq, self.Wq = self.g.Ho // self.ph, self.g.Wo // self.pw     # pooled output
+        self.h_used = self.Hq * self.ph        # conv rows a floor-mode pool reads
+        self.pad_floats = cycnn_sconv_padded_floats(w.path, &self.g)    # whole image: largest
+        self.out_shape = (self.g.K, self.Hq, self.Wq)
 
     cdef int _bands(self, int N, int nt) noexcept nogil:
         if nt <= 1 or (N % nt == 0) or N >= 4 * nt:
@@ -169,32 +206,55 @@ cdef class ConvStep:
         return nt
 
     cdef int _band_rows(self, int nb) noexcept nogil:
-        cdef int units = self.Hp if self.pool else self.Ho
+        cdef int units = self.Hq if self.pool else self.g.Ho
         return (units + nb - 1) // nb * self.ph
 
     def scratch(self, int N, int nt):
         """(floats per thread, int64 pool indices per thread) this step needs on up to nt
-        threads (sized for a whole image, the largest band)."""
+        threads: the padded image (or band) and, with a fused pool, the conv output of the
+        band -- sized for a whole image, the largest band."""
         cdef int rows = self._band_rows(1)
-        cdef size_t crs = <size_t>self.C * self.R * self.S
-        floats = 0 if self.direct else crs * rows * self.Wo
+        floats = self.pad_floats + 16
         if self.pool:
-            floats += <size_t>self.K * rows * self.Wo + 16
-        return floats, (rows // self.ph) * self.Wp if self.pool == 1 else 0
+            floats += <size_t>self.g.K * rows * self.g.Wo + 16
+        return floats, (rows // self.ph) * self.Wq if self.pool == 1 else 0
 
     def work(self, N):
         """Multiply-adds for a batch of N (a Python int: no overflow)."""
-        return int(N) * self.K * self.Ho * self.Wo * self.C * self.R * self.S
+        return (int(N) * self.g.K * self.g.Ho * self.g.Wo * self.g.C * self.g.R *
+                self.g.S)
 
     def parallel_units(self, int N):
         return None     # images, or bands of output rows when there are few images
 
+    cdef void _item(self, const float *x, int oh0, int rows, float *scratch, float *y,
+                    int64_t *idx, void *ws) noexcept nogil:
+        """One work item: output rows [oh0, oh0 + rows) of the image x (C, H, W) into y, the
+        step's output for that image (or, with a pool, its pooled rows from oh0 // ph)."""
+        cdef cycnn_conv_geom gb = self.g       # the band: its own top padding and height
+        cdef float *tile
+        cdef ptrdiff_t width = <ptrdiff_t>rows * self.g.Wo
+        gb.pt = self.g.pt - oh0 * self.g.sh
+        gb.Ho = rows
+        cycnn_sconv_pad_image(self.w.path, &gb, x, scratch)
+        if self.pool == 0:
+            cycnn_sconv_igemm_act(self.w.path, &gb, self.w.data, scratch, 0, width,
+                                  self.w.bias, self.act, self.slope, y + oh0 * self.g.Wo,
+                                  <ptrdiff_t>self.g.Ho * self.g.Wo, ws)
+            return
+        tile = scratch + (self.pad_floats + 15) // 16 * 16 + 16
+        cycnn_sconv_igemm_act(self.w.path, &gb, self.w.data, scratch, 0, width, self.w.bias,
+                              self.act, self.slope, tile, width, ws)
+        _pool_band(self.pool, tile, rows, self.g.Wo, self.ph, self.pw, self.g.K, width,
+                   y + (oh0 // self.ph) * self.Wq, <ptrdiff_t>self.Hq * self.Wq, self.Wq, idx)
+
     def run(self, x, y, scratch, idx, ws, int nt):
-        """x (N, C, H, W) IN; y (N, K, Hp, Wp) OUT; scratch (nt, f) float32, idx (nt, i) int64
-        and ws (GEMM workspaces) from the arena."""
+        """x (N, C, H, W) IN; y (N, K, Hq, Wq) OUT; scratch (nt, f) float32, idx (nt, i) int64
+        and ws (workspaces) from the arena."""
         cdef int N = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
         cdef int nb = self._bands(N, nt)
         cdef int band = self._band_rows(nb)
+        cdef int last = self.h_used if self.pool else self.g.Ho
         cdef const float *xp = _fptr(x)
         cdef float *yp = _fptr(y)
         cdef float *sp = _fptr(scratch)
@@ -203,48 +263,20 @@ cdef class ConvStep:
         cdef ptrdiff_t i_stride = cnp.PyArray_DIM(<cnp.ndarray>idx, 1)
         cdef char *wsp = _aligned(ws)
         cdef size_t ws_stride = workspace_bytes()
-        cdef ptrdiff_t plane_x = <ptrdiff_t>self.C * self.H * self.W
-        cdef ptrdiff_t L = <ptrdiff_t>self.Ho * self.Wo
-        cdef ptrdiff_t plane_y = <ptrdiff_t>self.K * self.Hp * self.Wp
-        cdef int crs = self.C * self.R * self.S
-        cdef int item, n, b, oh0, rows, tid
-        cdef ptrdiff_t width, col_floats
-        cdef const float *colp
-        cdef float *tile
+        cdef ptrdiff_t plane_x = <ptrdiff_t>self.g.C * self.g.H * self.g.W
+        cdef ptrdiff_t plane_y = <ptrdiff_t>self.g.K * self.Hq * self.Wq
+        cdef int item, n, oh0, tid
+        if self.g.K == 0 or N == 0:
+            return
         with nogil, parallel(num_threads=nt):
             tid = threadid()
             for item in prange(N * nb, schedule='static'):
                 n = item // nb
-                b = item % nb
-                oh0 = b * band
-                rows = min(self.h_used - oh0, band) if self.pool else min(self.Ho - oh0, band)
-                if rows > 0:
-                    width = <ptrdiff_t>rows * self.Wo
-                    if self.direct:
-                        colp = xp + n * plane_x + oh0 * self.W
-                        col_floats = 0
-                    else:
-                        cycnn_im2col_f32(xp + n * plane_x, self.C, self.H, self.W, self.R,
-                                         self.S, self.sh, self.sw, self.pt - oh0 * self.sh,
-                                         self.pl, self.dh, self.dw, rows, self.Wo,
-                                         sp + tid * s_stride)
-                        colp = sp + tid * s_stride
-                        col_floats = <ptrdiff_t>crs * width
-                    if self.pool == 0:
-                        cycnn_sgemm_apacked(self.w.path, self.K, <int>width, crs, self.w.data,
-                                            colp, L if self.direct else width, 1,
-                                            yp + n * plane_y + oh0 * self.Wo, L, &self.ep,
-                                            wsp + tid * ws_stride)
-                    else:
-                        tile = sp + tid * s_stride + col_floats
-                        cycnn_sgemm_apacked(self.w.path, self.K, <int>width, crs, self.w.data,
-                                            colp, L if self.direct else width, 1,
-                                            tile, width, &self.ep, wsp + tid * ws_stride)
-                        _pool_band(self.pool, tile, rows, self.Wo, self.ph, self.pw,
-                                   self.K, width,
-                                   yp + n * plane_y + (oh0 // self.ph) * self.Wp,
-                                   <ptrdiff_t>self.Hp * self.Wp, self.Wp,
-                                   ip + tid * i_stride)
+                oh0 = (item % nb) * band
+                if oh0 < last:
+                    self._item(xp + n * plane_x, oh0, min(last - oh0, band),
+                               sp + tid * s_stride, yp + n * plane_y, ip + tid * i_stride,
+                               wsp + tid * ws_stride)
 
 
 cdef void _pool_band(int pool, const float *tile, int rows, int Wo, int ph, int pw, int K,

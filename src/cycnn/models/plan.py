@@ -16,7 +16,7 @@ What it does, once per weights version:
 
 Running: the steps write into an *arena* of preallocated buffers for one (batch size, thread
 count): two ping-pong activation buffers as large as the largest native step output for that
-batch, per-thread scratch (the im2col columns of one image or band, the conv output of one
+batch, per-thread scratch (the zero-padded copy of one image or band, the conv output of one
 image or band when a pool is fused, max-pool indices) and one GEMM workspace per thread. The
 plan keeps at most one idle arena for each of the last ``MAX_ARENAS`` (batch size, threads)
 pairs (``predict`` needs two: its batch size and the last, partial batch); concurrent calls that
@@ -99,7 +99,7 @@ class _Native:
         if self.kind == "dense":
             packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "b", path)
             return _infer.DenseStep(packed, name, slope), packed
-        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "a", path)
+        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "conv", path)
         c, h, w = layer.input_shape
         (sh, sw), (dh, dw), pads, out_hw = conv_padding(layer.padding, (h, w), layer.kernel_size,
                                                         layer.stride, layer.dilation)
