@@ -175,7 +175,7 @@ extensions = [
     extension("depthwise", "depthwise.pyx", c_sources("conv/depthwise*.c")),
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
     extension("infer", "infer.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c", "pool/*.c")),
-    extension("optim", "optim.pyx", []),
+    extension("optim", "optim.pyx", c_sources("cpu.c", "optim/*.c")),
     extension("eltwise", "eltwise.pyx", []),
     extension("_openmp", "_openmp.pyx", []),
 ]

@@ -167,3 +167,27 @@ def test_bad_params_are_rejected():
     with pytest.raises(ValueError, match=r"grads\[0\] must be a C-contiguous float64 array"):
         kernels.update("sgd", [np.zeros(2)], [np.zeros(3)], [], [], 0.1, 0, 0, 0, 0, 0, 0,
                        False, 1)
+
+
+@pytest.mark.parametrize("kind, hp", [c for c in CASES if c[0] == "adam"])
+def test_float32_adam_avx2_build_matches_the_portable_one(kind, hp):
+    """The float32 Adam loop runs from C (csrc/optim/adam*.c) in a portable build and an
+    AVX2+FMA build picked at run time: both follow the NumPy formulas, and agree to a few ulps
+    (FMA contraction may move the last bit)."""
+    if not kernels.set_adam_avx2(True) or kernels.adam_path() != "avx2":
+        pytest.skip("this CPU has no AVX2+FMA: only the portable Adam build can run")
+    try:
+        kernels.set_adam_avx2(False)
+        assert kernels.adam_path() == "generic"
+        portable = _train(_ours(kind, hp), np.float32)
+    finally:
+        kernels.set_adam_avx2(True)
+    assert kernels.adam_path() == "avx2"
+    vector = _train(_ours(kind, hp), np.float32)
+    expected = _train(NumpyOptimizer(kind, **hp), np.float32)
+    for i, (a, b, e) in enumerate(zip(vector, portable, expected)):
+        for name, got in (("avx2", a), ("generic", b)):
+            err = np.max(np.abs(got - e) / (np.abs(e) + 1), initial=0.0)
+            assert err <= 1e-6, f"{name} build: params[{i}] {got.shape} error {err}"
+        err = np.max(np.abs(a - b) / (np.abs(b) + 1), initial=0.0)
+        assert err <= 1e-6, f"avx2 vs generic: params[{i}] {a.shape} error {err}"

@@ -27,7 +27,8 @@
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport sqrt
+from libc.stddef cimport ptrdiff_t
+from libc.math cimport sqrt, sqrtf
 from libc.stdlib cimport free, malloc
 
 import numpy as np
@@ -37,9 +38,31 @@ DEF ADAM = 1
 DEF RMSPROP = 2
 KINDS = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
 
+cdef extern from "optim/adam.h" nogil:
+    ctypedef struct cycnn_adam_hyper:
+        float b1, c1, b2, c2, step_size, sqrt_bc2, eps, wd
+        int has_wd
+    void cycnn_adam_f32(float *p, const float *g, float *m, float *v, ptrdiff_t n,
+                        const cycnn_adam_hyper *h)
+    int cycnn_adam_f32_path()
+    void cycnn_adam_f32_set_path(int allow_avx2)
+
 cdef extern from "team.h" nogil:
     void cycnn_note_team(int region)
     int cycnn_last_team()
+
+
+def adam_path():
+    """'avx2' or 'generic': the build of the float32 Adam loop that update() runs now."""
+    return "avx2" if cycnn_adam_f32_path() else "generic"
+
+
+def set_adam_avx2(bint allowed):
+    """Tests: False forces the portable float32 Adam loop, True restores the automatic
+    choice (AVX2+FMA where the CPU has them). Returns the previous setting."""
+    old = adam_path() == "avx2"
+    cycnn_adam_f32_set_path(allowed)
+    return old
 
 
 def last_parallel_region():
@@ -53,6 +76,13 @@ cdef struct Hyper:
     int nesterov, has_wd
 
 
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)     # stays in float: the loop vectorises without widening to double
+    else:
+        return sqrt(x)
+
+
 cdef inline void _range(int kind, floating *p, const floating *g, floating *s1, floating *s2,
                         Py_ssize_t n, Hyper *h) noexcept nogil:
     """The update of elements [0, n) of one array (pointers already offset)."""
@@ -62,6 +92,14 @@ cdef inline void _range(int kind, floating *p, const floating *g, floating *s1, 
     cdef floating ca = <floating>(1 - h.a), cb = <floating>(1 - h.b)
     cdef floating mom = <floating>h.momentum
     cdef floating gi, mi, vi, di
+    cdef cycnn_adam_hyper ah
+    if floating is float:
+        if kind == ADAM:   # float32 Adam: the C loop (csrc/optim), AVX2 where the CPU has it
+            ah.b1, ah.c1, ah.b2, ah.c2 = h.a, 1 - h.a, h.b, 1 - h.b
+            ah.step_size, ah.sqrt_bc2 = h.lr, h.c
+            ah.eps, ah.wd, ah.has_wd = h.eps, h.wd, h.has_wd
+            cycnn_adam_f32(p, g, s1, s2, n, &ah)
+            return
     if kind == ADAM:   # a = b1, b = b2, lr = step_size, c = sqrt_bc2
         if h.has_wd:
             for i in range(n):
@@ -70,7 +108,7 @@ cdef inline void _range(int kind, floating *p, const floating *g, floating *s1, 
                 vi = b * s2[i] + cb * gi * gi
                 s1[i] = mi
                 s2[i] = vi
-                p[i] = p[i] - lr * mi / (sqrt(vi) / c + eps)
+                p[i] = p[i] - lr * mi / (_sqrt(vi) / c + eps)
         else:
             for i in range(n):
                 gi = g[i]
@@ -78,7 +116,7 @@ cdef inline void _range(int kind, floating *p, const floating *g, floating *s1, 
                 vi = b * s2[i] + cb * gi * gi
                 s1[i] = mi
                 s2[i] = vi
-                p[i] = p[i] - lr * mi / (sqrt(vi) / c + eps)
+                p[i] = p[i] - lr * mi / (_sqrt(vi) / c + eps)
     elif kind == SGD:
         if mom == 0:
             for i in range(n):
@@ -100,13 +138,13 @@ cdef inline void _range(int kind, floating *p, const floating *g, floating *s1, 
             gi = g[i] + wd * p[i]
             vi = a * s1[i] + ca * gi * gi
             s1[i] = vi
-            p[i] = p[i] - lr * (gi / (sqrt(vi) + eps))
+            p[i] = p[i] - lr * (gi / (_sqrt(vi) + eps))
     else:
         for i in range(n):
             gi = g[i] + wd * p[i]
             vi = a * s1[i] + ca * gi * gi
             s1[i] = vi
-            di = mom * s2[i] + gi / (sqrt(vi) + eps)
+            di = mom * s2[i] + gi / (_sqrt(vi) + eps)
             s2[i] = di
             p[i] = p[i] - lr * di
 
