@@ -13,8 +13,11 @@
 # bias and an optional ReLU fused into the store. dx for stride 1 is the same kernel run on dy
 # with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
 # dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
-# _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there.) float64 and the weight
-# gradient use im2col + the packed GEMM (csrc/gemm).
+# _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there.) The float32 weight
+# gradient has no im2col matrix either (csrc/conv/sconv_dw.c): dW^T (CRS x K) += col . dy^T in
+# 6-tap x 16-filter register tiles, dy^T packed into 16-filter panels per block of pixels (db
+# summed while packing), the taps broadcast straight from the zero-padded image. float64 uses
+# im2col + the packed GEMM (csrc/gemm) throughout.
 #
 # Parallel: prange over images (schedule='static') on the n_threads threads cycnn._threads chose
 # (at most N in backward). (The forward pass with fewer images than threads shares each image
@@ -22,8 +25,10 @@
 # (last_parallel_region). Every thread owns its scratch (column buffer or padded image, GEMM
 # workspace), allocated once per call before the parallel region and indexed by threadid(); the
 # GEMM itself (csrc/gemm) is single-threaded. The weight gradient is accumulated per thread in
-# (n_threads, K, CRS) and summed in thread order after the loop, so results are deterministic
-# for a given thread count (y and dx do not depend on the thread count at all).
+# (n_threads, K, CRS) (float32: (n_threads, CRS, K)) and summed in thread order after the loop,
+# so results are deterministic for a given thread count (y and dx do not depend on the thread
+# count at all). (Called with fewer images than threads, the float32 weight gradient splits the
+# taps between the threads instead, each running every image.)
 # A 1x1 convolution with stride 1 and no padding skips im2col: x[n] already is its col matrix.
 #
 # Memory: n_threads * (CRS*L or padded image, + workspace) (+ n_threads*(K*CRS + K) in
@@ -63,8 +68,9 @@ cdef enum:
     REGION_FORWARD_SPLIT = 2
     REGION_BACKWARD = 3
     REGION_GEMM = 4
+    REGION_BACKWARD_SPLIT = 5
 _REGION_NAMES = {0: None, 1: "conv2d_forward", 2: "conv2d_forward_split", 3: "conv2d_backward",
-                 4: "gemm"}
+                 4: "gemm", 5: "conv2d_backward_split"}
 
 
 def last_parallel_region():
@@ -98,6 +104,12 @@ cdef extern from "conv/sconv_igemm.h" nogil:
     void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                            int relu, float *y, ptrdiff_t ldy, void *ws)
+
+cdef extern from "conv/sconv_dw.h" nogil:
+    size_t cycnn_sconv_dw_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp,
+                        const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc,
+                        float *db, void *ws)
 
 SIMD_PATHS = ("generic", "avx2", "avx512")
 
@@ -286,6 +298,84 @@ cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
                   max(1, n_threads), REGION_BACKWARD)
 
 
+cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                             float[:, :, :, ::1] dw, float[::1] db, int sh, int sw, int pt,
+                             int pl, int dh, int dw_, int n_threads):
+    """dw and db by csrc/conv/sconv_dw.c: no im2col matrix. N >= threads: one image per thread
+    at a time into the thread's own (CRS x K) partial sums, summed in thread order at the end.
+    N < threads: every thread runs every image, on its own range of taps (a multiple of 6) of
+    one shared partial sum."""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = dw.shape[0], R = dw.shape[2], S = dw.shape[3]
+    cdef int Ho = dy.shape[2], Wo = dy.shape[3]
+    cdef ptrdiff_t CRS = <ptrdiff_t>C * R * S, L = <ptrdiff_t>Ho * Wo
+    cdef int nt = max(1, n_threads)
+    cdef bint split = N < nt
+    cdef int nacc = 1 if split else nt
+    cdef const void *cfg = cycnn_sconv_config()
+    cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, pt, pl, dh, dw_, Ho, Wo)
+    # the padded copy is x itself when nothing is padded or cropped (e.g. 1x1, stride 1)
+    cdef bint as_is = (pt == 0 and pl == 0 and (Ho - 1) * sh + (R - 1) * dh + 1 == H
+                       and (Wo - 1) * sw + (S - 1) * dw_ + 1 == W)
+    cdef float[:, ::1] xp = _scratch("sconv-padded",
+                                     (nt, 1 if as_is else cycnn_sconv_padded_floats(cfg, &g)),
+                                     np.float32)
+    acc_arr = _scratch("dw-partial", (nacc, max(K * CRS, 1)), np.float32)
+    dbt_arr = _scratch("db-partial", (nacc, max(K, 1)), np.float32)
+    acc_arr[...] = 0
+    dbt_arr[...] = 0
+    cdef float[:, ::1] acc = acc_arr
+    cdef float[:, ::1] dbt = dbt_arr
+    cdef _Workspaces ws = _Workspaces(nt, cycnn_sconv_dw_workspace_bytes(&g), "sconv-dw-ws")
+    cdef ptrdiff_t chunk = ((CRS + nt - 1) // nt + 5) // 6 * 6
+    cdef ptrdiff_t t0, t1, i
+    cdef int n, k, t, tid
+    cdef float s
+    cdef const float *xn
+    if N > 0 and K > 0 and CRS > 0 and L > 0:
+        if not split:
+            with nogil, parallel(num_threads=nt):
+                tid = threadid()
+                if tid == 0:
+                    cycnn_note_team(REGION_BACKWARD)
+                for n in prange(N, schedule='static'):
+                    xn = &x[n, 0, 0, 0]
+                    if not as_is:
+                        cycnn_sconv_pad_image(cfg, &g, xn, &xp[tid, 0])
+                        xn = &xp[tid, 0]
+                    cycnn_sconv_dw(cfg, &g, xn, &dy[n, 0, 0, 0], 0, CRS, &acc[tid, 0], K,
+                                   &dbt[tid, 0], ws.get(tid))
+        else:
+            with nogil, parallel(num_threads=nt):
+                for t in prange(nt, schedule='static'):
+                    if t == 0:
+                        cycnn_note_team(REGION_BACKWARD_SPLIT)
+                    t0 = min(CRS, t * chunk)
+                    t1 = min(CRS, t0 + chunk)
+                    if t1 > t0:
+                        for n in range(N):
+                            xn = &x[n, 0, 0, 0]
+                            if not as_is:
+                                cycnn_sconv_pad_image(cfg, &g, xn, &xp[t, 0])
+                                xn = &xp[t, 0]
+                            cycnn_sconv_dw(cfg, &g, xn, &dy[n, 0, 0, 0], t0, t1, &acc[0, 0],
+                                           K, &dbt[0, 0] if t == 0 else NULL, ws.get(t))
+    # dw[k, t] = sum over the partial sums, in order, of acc[., t*K + k]; db alike
+    cdef float *dwp = &dw[0, 0, 0, 0] if K * CRS > 0 else NULL
+    with nogil:
+        for i in range(CRS):
+            for k in range(K):
+                s = 0
+                for t in range(nacc):
+                    s = s + acc[t, i * K + k]
+                dwp[k * CRS + i] = s
+        for k in range(K):
+            s = 0
+            for t in range(nacc):
+                s = s + dbt[t, k]
+            db[k] = s
+
+
 # ---------------------------------------------------------------- convolution
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -412,7 +502,9 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     w^T.dy GEMM and col2im are skipped). need_dw False: dx only (dw and db are not written,
     x is not read: the transposed convolution's forward pass). float32 with stride 1 (and
     >= _DX_CONV_MIN_C input channels) computes dx as an implicit-GEMM convolution of dy with the
-    flipped filters (_sconv_backward_data); otherwise dx = col2im(w^T . dy) per image."""
+    flipped filters (_sconv_backward_data); otherwise dx = col2im(w^T . dy) per image. float32
+    dw and db come from csrc/conv/sconv_dw.c (_sconv_backward_weights), float64 from
+    im2col + GEMM."""
     cdef bint compute_dx = dx is not None
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
@@ -427,9 +519,17 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef bint dx_conv = (floating is float and _implicit_gemm and sh == 1 and sw == 1
                          and C >= _DX_CONV_MIN_C)
     cdef bint dx_col2im = compute_dx and not dx_conv
+    # float32 dw and db without the im2col matrix (csrc/conv/sconv_dw.c)
+    cdef bint dw_direct = floating is float and _implicit_gemm and need_dw
     if compute_dx and dx_conv and N > 0:
         if floating is float:
             _sconv_backward_data(dy, w, dx, pt, pl, dh, dw_, n_threads)
+    if dw_direct:
+        if floating is float:
+            _sconv_backward_weights(dy, x, dw, db, sh, sw, pt, pl, dh, dw_, n_threads)
+        need_dw = False
+        if not dx_col2im:
+            return
     dtype = np.float32 if floating is float else np.float64
     cdef bint need_cols = not direct and (need_dw or dx_col2im)
     cdef floating[:, ::1] cols = _scratch("cols", (nt, max(CRS * L, 1) if need_cols else 1),
