@@ -130,6 +130,7 @@ CONV_CASES = [   # (input shape, Conv2D keyword arguments)
     ((2, 15, 14), dict(filters=19, kernel_size=(3, 2), dilation=(2, 1), padding="valid")),
     ((4, 9, 23), dict(filters=6, kernel_size=1, use_bias=False)),
     ((1, 28, 28), dict(filters=32, kernel_size=5, padding="same")),
+    ((2, 10, 33), dict(filters=8, kernel_size=3, padding="same")),   # pooled rows of 16
 ]
 
 
@@ -169,14 +170,20 @@ def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
                     np.testing.assert_allclose(got, portable, rtol=1e-5, atol=tol)
 
 
-def test_conv_step_keeps_nan_through_relu_and_max_pool():
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("pool", [L.MaxPool2D, L.AvgPool2D])
+@pytest.mark.parametrize("width", [8, 21, 36])     # pooled rows of 4 (masked), 10, 18 floats
+def test_conv_step_keeps_nan_through_relu_and_pool(path, pool, width):
+    conv_kernels.simd_select(path)
     cycnn.seed(5)
-    model = cycnn.Sequential([L.Conv2D(4, 3, padding="same", activation="relu"),
-                              L.MaxPool2D(2)], input_shape=(2, 8, 8))
-    x = np.zeros((1, 2, 8, 8), np.float32)
-    x[0, 1, 5, 5] = np.nan           # reaches the conv outputs around (5, 5) in every filter
+    model = cycnn.Sequential([L.Conv2D(4, 3, padding="same", activation="relu"), pool(2)],
+                             input_shape=(2, 8, width))
+    x = np.zeros((1, 2, 8, width), np.float32)
+    x[0, 1, 5, width - 3] = np.nan   # reaches the conv outputs around it in every filter
     got = model.predict(x)
-    assert np.isnan(got[0, :, 2, 2]).all() and np.isnan(got).sum() <= 4 * 4
+    col = (width - 3) // 2
+    assert np.isnan(got[0, :, 2, col]).all()
+    assert np.isnan(got).sum() <= 4 * 4 and not np.isnan(got[0, :, :, :col - 1]).any()
 
 
 def test_pools_that_do_not_fuse_run_as_pool_steps():

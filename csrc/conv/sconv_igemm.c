@@ -327,3 +327,59 @@ void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const flo
         epilogue(K, nc, bias, act, slope, y + jc, ldy);
     }
 }
+
+/* ---- fused pooling of a conv output tile (the inference plan) ---- */
+
+#if CYCNN_GEMM_X86
+void cycnn_sconv_pool2x2_rows_avx2(int pool, const float *r0, ptrdiff_t Wo, int Wq, float *out);
+#endif
+
+static float nanmax1(float a, float b)
+{
+    return (a > b || a != a) ? a : b;   /* a NaN in either propagates */
+}
+
+/* One pooled row: out[j] for the ph x pw window at rows r.., columns j*pw..; each window
+ * column combined over the rows first, then the columns (the order the AVX2 twin uses). */
+static void pool_rows_portable(int pool, const float *r, ptrdiff_t Wo, int ph, int pw, int Wq,
+                               float *out)
+{
+    int j, a, b;
+    for (j = 0; j < Wq; j++) {
+        const float *w = r + (ptrdiff_t)j * pw;
+        float m = 0.0f;
+        for (b = 0; b < pw; b++) {
+            float col = w[b];
+            for (a = 1; a < ph; a++)
+                col = pool == 1 ? nanmax1(col, w[a * Wo + b]) : col + w[a * Wo + b];
+            m = b == 0 ? col : pool == 1 ? nanmax1(m, col) : m + col;
+        }
+        out[j] = pool == 1 ? m : m / (float)(ph * pw);
+    }
+}
+
+void cycnn_sconv_pool_tile(const void *cfg_, int pool, const float *tile, int rows, int Wo,
+                           int ph, int pw, int K, ptrdiff_t width, float *out,
+                           ptrdiff_t out_plane, int Wq)
+{
+    const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
+    const int Hq = rows / ph;
+    int k, i;
+#if CYCNN_GEMM_X86
+    const int use_avx2 = cfg->pack_b == cycnn_spack_b_avx2 && ph == 2 && pw == 2;
+#else
+    (void)cfg;
+#endif
+    for (k = 0; k < K; k++)
+        for (i = 0; i < Hq; i++) {
+            const float *r = tile + k * width + (ptrdiff_t)i * ph * Wo;
+            float *o = out + k * out_plane + (ptrdiff_t)i * Wq;
+#if CYCNN_GEMM_X86
+            if (use_avx2) {
+                cycnn_sconv_pool2x2_rows_avx2(pool, r, Wo, Wq, o);
+                continue;
+            }
+#endif
+            pool_rows_portable(pool, r, Wo, ph, pw, Wq, o);
+        }
+}

@@ -60,6 +60,15 @@ void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const floa
                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                            int act, float slope, float *y, ptrdiff_t ldy, void *ws);
 
+/* Pooling of a conv output tile (the inference plan's fused conv + pool): K planes of
+ * rows x Wo, `width` floats apart, with a non-overlapping ph x pw window (stride = window, no
+ * padding, floor mode) into out: K planes out_plane apart, rows / ph rows of Wq (<= Wo / pw)
+ * floats. pool 1: max (a NaN propagates), 2: average (window sum / (ph*pw)). No indices.
+ * 2x2 windows take an AVX2 path when the GEMM path cfg has AVX2 (bit-identical). */
+void cycnn_sconv_pool_tile(const void *cfg, int pool, const float *tile, int rows, int Wo,
+                           int ph, int pw, int K, ptrdiff_t width, float *out,
+                           ptrdiff_t out_plane, int Wq);
+
 #ifdef __cplusplus
 }
 #endif

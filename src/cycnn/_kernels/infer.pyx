@@ -16,15 +16,16 @@
 # implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from the
 # padded buffer (no im2col matrix), with the epilogue (cycnn_sconv_igemm_act). With a fused pool
 # the band height is a multiple of the pool stride and the conv output goes to the thread's
-# scratch (K x rows*Wo) and is pooled from there, while it is in L2, into the step's output, so
-# the full-size conv output is never written to memory.
+# scratch (K x rows*Wo) and is pooled from there (cycnn_sconv_pool_tile: no indices, AVX2 for
+# 2x2), while it is in L2, into the step's output, so the full-size conv output is never
+# written to memory.
 # Dense: y (N x units) = x (N x F) . Wpacked (F x units); threads split the units into whole
 # NR-column panels, each thread running its own GEMM over all rows.
 #
 # Parallel: one prange per step (schedule='static') on the thread count the caller passes (the
 # plan asks cycnn._threads.threads_for with each step's work() and parallel_units()).
 # Memory: nothing allocated here while running. Per-thread scratch (padded image or band, conv
-# tile, pool indices) and workspaces (workspace_bytes(): GEMM and implicit-GEMM conv) come from
+# tile, indices of a plain max-pool step) and workspaces (workspace_bytes(): GEMM and implicit-GEMM conv) come from
 # the caller's arena (each step's scratch() says how much).
 # No argument checks inside run(): the plan validated shapes once when it was built.
 
@@ -75,6 +76,9 @@ cdef extern from "conv/sconv_igemm.h" nogil:
     void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                                const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                                int act, float slope, float *y, ptrdiff_t ldy, void *ws)
+    void cycnn_sconv_pool_tile(const void *cfg, int pool, const float *tile, int rows, int Wo,
+                               int ph, int pw, int K, ptrdiff_t width, float *out,
+                               ptrdiff_t out_plane, int Wq)
 
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
@@ -212,12 +216,12 @@ cdef class ConvStep:
     def scratch(self, int N, int nt):
         """(floats per thread, int64 pool indices per thread) this step needs on up to nt
         threads: the padded image (or band) and, with a fused pool, the conv output of the
-        band -- sized for a whole image, the largest band."""
+        band -- sized for a whole image, the largest band. (The fused pool keeps no indices.)"""
         cdef int rows = self._band_rows(1)
         floats = self.pad_floats + 16
         if self.pool:
             floats += <size_t>self.g.K * rows * self.g.Wo + 16
-        return floats, (rows // self.ph) * self.Wq if self.pool == 1 else 0
+        return floats, 0
 
     def work(self, N):
         """Multiply-adds for a batch of N (a Python int: no overflow)."""
@@ -228,7 +232,7 @@ cdef class ConvStep:
         return None     # images, or bands of output rows when there are few images
 
     cdef void _item(self, const float *x, int oh0, int rows, float *scratch, float *y,
-                    int64_t *idx, void *ws) noexcept nogil:
+                    void *ws) noexcept nogil:
         """One work item: output rows [oh0, oh0 + rows) of the image x (C, H, W) into y, the
         step's output for that image (or, with a pool, its pooled rows from oh0 // ph)."""
         cdef cycnn_conv_geom gb = self.g       # the band: its own top padding and height
@@ -245,8 +249,9 @@ cdef class ConvStep:
         tile = scratch + (self.pad_floats + 15) // 16 * 16 + 16
         cycnn_sconv_igemm_act(self.w.path, &gb, self.w.data, scratch, 0, width, self.w.bias,
                               self.act, self.slope, tile, width, ws)
-        _pool_band(self.pool, tile, rows, self.g.Wo, self.ph, self.pw, self.g.K, width,
-                   y + (oh0 // self.ph) * self.Wq, <ptrdiff_t>self.Hq * self.Wq, self.Wq, idx)
+        cycnn_sconv_pool_tile(self.w.path, self.pool, tile, rows, self.g.Wo, self.ph, self.pw,
+                              self.g.K, width, y + (oh0 // self.ph) * self.Wq,
+                              <ptrdiff_t>self.Hq * self.Wq, self.Wq)
 
     def run(self, x, y, scratch, idx, ws, int nt):
         """x (N, C, H, W) IN; y (N, K, Hq, Wq) OUT; scratch (nt, f) float32, idx (nt, i) int64
@@ -258,9 +263,7 @@ cdef class ConvStep:
         cdef const float *xp = _fptr(x)
         cdef float *yp = _fptr(y)
         cdef float *sp = _fptr(scratch)
-        cdef int64_t *ip = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>idx)
         cdef ptrdiff_t s_stride = cnp.PyArray_DIM(<cnp.ndarray>scratch, 1)
-        cdef ptrdiff_t i_stride = cnp.PyArray_DIM(<cnp.ndarray>idx, 1)
         cdef char *wsp = _aligned(ws)
         cdef size_t ws_stride = workspace_bytes()
         cdef ptrdiff_t plane_x = <ptrdiff_t>self.g.C * self.g.H * self.g.W
@@ -275,32 +278,7 @@ cdef class ConvStep:
                 oh0 = (item % nb) * band
                 if oh0 < last:
                     self._item(xp + n * plane_x, oh0, min(last - oh0, band),
-                               sp + tid * s_stride, yp + n * plane_y, ip + tid * i_stride,
-                               wsp + tid * ws_stride)
-
-
-cdef void _pool_band(int pool, const float *tile, int rows, int Wo, int ph, int pw, int K,
-                     ptrdiff_t width, float *out, ptrdiff_t out_plane, int Wp,
-                     int64_t *idx) noexcept nogil:
-    """Pool a band (K planes of rows x Wo, width apart) with a ph x pw window, stride the
-    window, into out (K planes out_plane apart, the band's first pooled row)."""
-    cdef cycnn_pool_geom g
-    cdef int k
-    g.H = rows
-    g.W = Wo
-    g.Ho = rows // ph
-    g.Wo = Wp
-    g.kh = ph
-    g.kw = pw
-    g.sh = ph
-    g.sw = pw
-    g.pad_top = 0
-    g.pad_left = 0
-    for k in range(K):
-        if pool == 1:
-            cycnn_maxpool2d_fwd_f32(&g, tile + k * width, out + k * out_plane, idx)
-        else:
-            cycnn_avgpool2d_fwd_f32(&g, tile + k * width, out + k * out_plane)
+                               sp + tid * s_stride, yp + n * plane_y, wsp + tid * ws_stride)
 
 
 cdef class DenseStep:
@@ -440,3 +418,4 @@ def packed_gemm(a, b, bias=None, bias_axis=0, act=None, float slope=0.01, packed
         cycnn_sgemm_bpacked(pw.path, M, N, K, _fptr(a), K, 1, pw.data, _fptr(c), N, &ep,
                             _aligned(ws))
     return c
+
