@@ -113,15 +113,18 @@ def test_fused_relu(path, has_bias):
     _close(y, want, f"relu via {path}")
 
 
+@pytest.mark.parametrize("padding", [1, 0], ids=["padded", "x-in-place"])
 @pytest.mark.parametrize("n", [1, 3])
-def test_two_threads_equal_one(n):
-    """2 threads (one image each, or the pixels of one image split between them): the same bits
-    as 1 thread, since every output's sum is formed the same way. (cycnn.ops gives the backward
+def test_two_threads_equal_one(n, padding):
+    """2 threads (one image each, or the pixels of one image split between them; the image
+    padded, or read in place when nothing is padded): the same bits as 1 thread, since every
+    output's sum is formed the same way. (cycnn.ops gives the backward
     pass at most one thread per image: one image's dx runs on 1 thread.)"""
     if not cycnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP")
-    x, wt, b, kw = _case((n, 18, 11, 13, 21, 3, 3, 1, 1, 1), seed=5)
-    dy = np.random.default_rng(6).standard_normal((n, 21, 11, 13)).astype(np.float32)
+    x, wt, b, kw = _case((n, 18, 11, 13, 21, 3, 3, 1, padding, 1), seed=5)
+    dy = np.random.default_rng(6).standard_normal(
+        (n, 21, 9 + 2 * padding, 11 + 2 * padding)).astype(np.float32)
     conv.set_direct_mode(2)
     with _threads.force_parallel():
         cycnn.set_num_threads(2)

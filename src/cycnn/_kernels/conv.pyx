@@ -235,6 +235,13 @@ cdef cycnn_conv_geom _geom(int C, int H, int W, int K, int R, int S, int sh, int
     return g
 
 
+cdef bint _unpadded(cycnn_conv_geom g) noexcept nogil:
+    """The padded image of cycnn_sconv_pad_image is the image itself: nothing padded or
+    cropped (e.g. 1x1, stride 1, no padding)."""
+    return (g.pt == 0 and g.pl == 0 and (g.Ho - 1) * g.sh + (g.R - 1) * g.dh + 1 == g.H
+            and (g.Wo - 1) * g.sw + (g.S - 1) * g.dw + 1 == g.W)
+
+
 cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const float *src,
                    ptrdiff_t src_plane, int N, const float *bias, bint relu, float *dst,
                    ptrdiff_t dst_plane, int nt, int region, bint direct=False):
@@ -243,13 +250,16 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
     N >= nt: one image per thread at a time. N < nt: the images in turn, each split into nt
     ranges of output pixels (multiples of 64), all threads reading one shared padded copy."""
     cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo
-    cdef size_t padded = cycnn_sconv_padded_floats(cfg, &g)
+    # (the broadcast kernel reads nothing past the taps: an unpadded image is used in place)
+    cdef bint in_place = direct and _unpadded(g)
+    cdef size_t padded = 1 if in_place else cycnn_sconv_padded_floats(cfg, &g)
     cdef int npad = nt if N >= nt else 1
     cdef float[:, ::1] xp = _scratch("sconv-padded", (npad, padded), np.float32)
     cdef _Workspaces ws = _Workspaces(nt, cycnn_sconv_direct_workspace_bytes(&g) if direct
                                       else cycnn_sconv_workspace_bytes(cfg), "sconv-workspaces")
     cdef int n, t, tid
     cdef ptrdiff_t chunk, l0, l1
+    cdef const float *xn
     if N == 0 or L == 0 or g.K == 0:
         return
     if N >= nt:
@@ -258,6 +268,10 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
             if tid == 0:
                 cycnn_note_team(region)
             for n in prange(N, schedule='static'):
+                if in_place:
+                    cycnn_sconv_direct(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
+                                       dst + n * dst_plane, L, ws.get(tid))
+                    continue
                 cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[tid, 0])
                 if direct:
                     cycnn_sconv_direct(cfg, &g, wp, &xp[tid, 0], 0, L, bias, relu,
@@ -268,8 +282,11 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
         return
     chunk = ((L + nt - 1) // nt + 63) // 64 * 64
     for n in range(N):
-        with nogil:
-            cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[0, 0])
+        xn = src + n * src_plane
+        if not in_place:
+            with nogil:
+                cycnn_sconv_pad_image(cfg, &g, xn, &xp[0, 0])
+            xn = &xp[0, 0]
         with nogil, parallel(num_threads=nt):
             for t in prange(nt, schedule='static'):
                 if t == 0:
@@ -277,7 +294,7 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                 l0 = t * chunk
                 l1 = min(L, l0 + chunk)
                 if l1 > l0 and direct:
-                    cycnn_sconv_direct(cfg, &g, wp, &xp[0, 0], l0, l1, bias, relu,
+                    cycnn_sconv_direct(cfg, &g, wp, xn, l0, l1, bias, relu,
                                        dst + n * dst_plane, L, ws.get(t))
                 elif l1 > l0:
                     cycnn_sconv_igemm(cfg, &g, wp, &xp[0, 0], l0, l1, bias, relu,
@@ -365,8 +382,7 @@ cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef const void *cfg = cycnn_sconv_config()
     cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, pt, pl, dh, dw_, Ho, Wo)
     # the padded copy is x itself when nothing is padded or cropped (e.g. 1x1, stride 1)
-    cdef bint as_is = (pt == 0 and pl == 0 and (Ho - 1) * sh + (R - 1) * dh + 1 == H
-                       and (Wo - 1) * sw + (S - 1) * dw_ + 1 == W)
+    cdef bint as_is = _unpadded(g)
     cdef float[:, ::1] xp = _scratch("sconv-padded",
                                      (nt, 1 if as_is else cycnn_sconv_padded_floats(cfg, &g)),
                                      np.float32)
