@@ -170,6 +170,47 @@ def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
                     np.testing.assert_allclose(got, portable, rtol=1e-5, atol=tol)
 
 
+def test_conv_step_random_geometries_against_the_oracle():
+    """Bands of rows meet strides, dilations, asymmetric 'same' padding, crops and pools."""
+    rng = np.random.default_rng(33)
+    for case in range(24):
+        c, k = int(rng.integers(1, 6)), int(rng.integers(1, 20))
+        r, s_ = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        dilation = (1, 1) if rng.random() < 0.5 else (int(rng.integers(1, 3)),
+                                                      int(rng.integers(1, 3)))
+        padding = ["valid", "same", (int(rng.integers(0, 3)), int(rng.integers(0, 3)))][case % 3]
+        if padding == "same":
+            stride = (1, 1)
+        h = int(rng.integers((r - 1) * dilation[0] + 2, 24))
+        w = int(rng.integers((s_ - 1) * dilation[1] + 2, 24))
+        act = [None, "relu", "leaky_relu"][int(rng.integers(0, 3))]
+        pool = [None, "max", "avg"][int(rng.integers(0, 3))]
+        cycnn.seed(case)
+        conv = L.Conv2D(k, (r, s_), stride=stride, padding=padding, dilation=dilation)
+        stack = [conv] + ([L.LeakyReLU(0.2)] if act == "leaky_relu" else
+                          [L.ReLU()] if act == "relu" else [])
+        model = cycnn.Sequential(stack, input_shape=(c, h, w))
+        if pool and min(model.output_shape[1:]) >= 2:
+            stack.append(L.MaxPool2D(2) if pool == "max" else L.AvgPool2D(2))
+            model = cycnn.Sequential(stack, input_shape=(c, h, w))
+        else:
+            pool = None
+        _randomise(model, rng)
+        assert [line.split()[0] for line in model.compile_predictor().describe()] == ["ConvStep"]
+        x = rng.standard_normal((3, c, h, w)).astype(np.float32)
+        expected = _oracle(x, conv, act, 0.2, pool)
+        tol = 3e-6 * float(np.max(np.abs(expected))) * (c * r * s_) ** 0.5 + 1e-6
+        for nt in (2, 3):
+            cycnn.set_num_threads(nt)
+            for b in (1, 3):
+                with force_parallel():
+                    got = model.predict(x[:b], batch_size=b)
+                err = np.max(np.abs(got - expected[:b]))
+                assert err <= tol, (f"case {case}: {(c, h, w)} {conv.get_config()} {act} {pool}"
+                                    f" batch {b}, {nt} threads: {err}")
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("pool", [L.MaxPool2D, L.AvgPool2D])
 @pytest.mark.parametrize("width", [8, 21, 36])     # pooled rows of 4 (masked), 10, 18 floats
