@@ -134,10 +134,31 @@ CONV_CASES = [   # (input shape, Conv2D keyword arguments)
 ]
 
 
+@pytest.fixture(params=["igemm", "direct"])
+def conv_kernel(request, monkeypatch):
+    """Every Conv2D of the plans built in the test on this kernel (where the direct one fits)."""
+    kind = "conv" if request.param == "igemm" else "direct"
+    monkeypatch.setattr(plan_mod, "conv_kernel",
+                        lambda hw, crs: kind if infer.direct_fits(crs) else "conv")
+    return request.param
+
+
+def test_conv_kernel_choice():
+    assert plan_mod.conv_kernel((3, 3), 288) == "direct"
+    assert plan_mod.conv_kernel((5, 5), 25) == "direct"
+    assert plan_mod.conv_kernel((1, 1), 64) == "conv"            # 1x1: the implicit GEMM
+    assert plan_mod.conv_kernel((3, 3), 10 ** 7) == "conv"       # its workspace would not fit
+    model = cycnn.Sequential([L.Conv2D(32, 3, padding="same", activation="relu"),
+                              L.Conv2D(64, 1), L.Conv2D(8, 3, activation="leaky_relu")],
+                             input_shape=(8, 16, 16))
+    assert [line.split()[-1] for line in model.compile_predictor().describe()] == [
+        "(direct)", "(igemm)", "(igemm)"]
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("act", [None, "relu", "leaky_relu"])
 @pytest.mark.parametrize("pool", [None, "max", "avg"])
-def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
+def test_conv_step_against_the_oracle_on_each_path(path, act, pool, conv_kernel):
     rng = np.random.default_rng(21)
     conv_kernels.simd_select(path)
     for case, (in_shape, kwargs) in enumerate(CONV_CASES):
@@ -151,6 +172,7 @@ def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
         plan = model.compile_predictor()
         assert [line.split()[0] for line in plan.describe()] == ["ConvStep"]
         assert plan.path == path
+        assert plan.steps[0][1].kernel == ("igemm" if act == "leaky_relu" else conv_kernel)
         x = rng.standard_normal((17,) + in_shape).astype(np.float32)
         expected = _oracle(x, conv, act, 0.3, pool)
         tol = 3e-6 * float(np.max(np.abs(expected))) * np.prod(conv.kernel_size) ** 0.5 + 1e-6
@@ -170,7 +192,7 @@ def test_conv_step_against_the_oracle_on_each_path(path, act, pool):
                     np.testing.assert_allclose(got, portable, rtol=1e-5, atol=tol)
 
 
-def test_conv_step_random_geometries_against_the_oracle():
+def test_conv_step_random_geometries_against_the_oracle(conv_kernel):
     """Bands of rows meet strides, dilations, asymmetric 'same' padding, crops and pools."""
     rng = np.random.default_rng(33)
     for case in range(24):
@@ -197,7 +219,9 @@ def test_conv_step_random_geometries_against_the_oracle():
         else:
             pool = None
         _randomise(model, rng)
-        assert [line.split()[0] for line in model.compile_predictor().describe()] == ["ConvStep"]
+        steps = model.compile_predictor().steps
+        assert len(steps) == 1
+        assert steps[0][1].kernel == ("igemm" if act == "leaky_relu" else conv_kernel)
         x = rng.standard_normal((3, c, h, w)).astype(np.float32)
         expected = _oracle(x, conv, act, 0.2, pool)
         tol = 3e-6 * float(np.max(np.abs(expected))) * (c * r * s_) ** 0.5 + 1e-6
@@ -214,7 +238,7 @@ def test_conv_step_random_geometries_against_the_oracle():
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("pool", [L.MaxPool2D, L.AvgPool2D])
 @pytest.mark.parametrize("width", [8, 21, 36])     # pooled rows of 4 (masked), 10, 18 floats
-def test_conv_step_keeps_nan_through_relu_and_pool(path, pool, width):
+def test_conv_step_keeps_nan_through_relu_and_pool(path, pool, width, conv_kernel):
     conv_kernels.simd_select(path)
     cycnn.seed(5)
     model = cycnn.Sequential([L.Conv2D(4, 3, padding="same", activation="relu"), pool(2)],

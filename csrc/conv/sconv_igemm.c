@@ -25,6 +25,9 @@
  *   on the geometry and the GEMM path.
  * Memory: workspace = Bp (kc x nc + nr slack) + tile (mr x nr) + kc tap offsets; padded image
  *   C*Hp*Wp + nr floats (Hp = (Ho-1)*sh + (R-1)*dh + 1, Wp alike).
+ *
+ * Also here, for the inference plan: cycnn_sconv_pool_tile (a non-overlapping pool of a conv
+ * output block, AVX2 2x2 in sconv_pool_avx2.c).
  */
 #include <string.h>
 

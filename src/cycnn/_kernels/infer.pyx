@@ -3,18 +3,21 @@
 # What: a convolution (+ bias + ReLU/leaky ReLU) (+ a non-overlapping max/avg pool) as one
 # step, a dense layer (+ bias + activation) as one step, and a plain pooling step, each on
 # C-contiguous NCHW / (N, F) float32 arrays. Weights are packed ONCE (PackedWeights), for one
-# GEMM path: conv filters by cycnn_sconv_pack_weights (the implicit-GEMM convolution of
-# csrc/conv/sconv_igemm.c, the kernel training's forward pass uses), dense kernels as the
-# pre-packed B operand of the GEMM (csrc/gemm/gemm.h); bias and activation run in the kernels'
-# epilogue while the output block is in cache.
+# GEMM path: conv filters either for the implicit-GEMM convolution of csrc/conv/sconv_igemm.c
+# (cycnn_sconv_pack_weights) or for the broadcast convolution of csrc/conv/sconv_direct.c
+# (cycnn_sconv_direct_pack_weights) -- the kernels training's forward pass uses; the plan picks
+# one per layer, models/plan.py conv_kernel -- dense kernels as the pre-packed B operand of the GEMM (csrc/gemm/gemm.h); bias
+# and activation run in the kernels' epilogue while the output block is in cache.
 #
 # Convolution loop: work items are (image, band of output rows). With enough images a band is
 # the whole image; with fewer images than threads (or a batch that does not divide among the
 # threads) every image is cut into n_threads bands, so batch 1 keeps every core busy. One item:
 # copy the rows of the image the band reads into the thread's zero-padded buffer
-# (cycnn_sconv_pad_image with the band's own top padding pt - oh0*sh and height), then the
-# implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from the
-# padded buffer (no im2col matrix), with the epilogue (cycnn_sconv_igemm_act). With a fused pool
+# (cycnn_sconv_pad_image with the band's own top padding pt - oh0*sh and height), then either
+# the implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from
+# the padded buffer (no im2col matrix), with the epilogue (cycnn_sconv_igemm_act), or the
+# broadcast kernel: tiles of 6 pixels x 16 filters, inputs broadcast from the padded buffer,
+# stored filter-major with bias and ReLU (cycnn_sconv_direct). With a fused pool
 # the band height is a multiple of the pool stride and the conv output goes to the thread's
 # scratch (K x rows*Wo) and is pooled from there (cycnn_sconv_pool_tile: no indices, AVX2 for
 # 2x2), while it is in L2, into the step's output, so the full-size conv output is never
@@ -25,8 +28,8 @@
 # Parallel: one prange per step (schedule='static') on the thread count the caller passes (the
 # plan asks cycnn._threads.threads_for with each step's work() and parallel_units()).
 # Memory: nothing allocated here while running. Per-thread scratch (padded image or band, conv
-# tile, indices of a plain max-pool step) and workspaces (workspace_bytes(): GEMM and implicit-GEMM conv) come from
-# the caller's arena (each step's scratch() says how much).
+# tile, indices of a plain max-pool step) and workspaces (workspace_bytes(): GEMM and both
+# convolution kernels) come from the caller's arena (each step's scratch() says how much).
 # No argument checks inside run(): the plan validated shapes once when it was built.
 
 import numpy as np
@@ -80,6 +83,14 @@ cdef extern from "conv/sconv_igemm.h" nogil:
                                int ph, int pw, int K, ptrdiff_t width, float *out,
                                ptrdiff_t out_plane, int Wq)
 
+cdef extern from "conv/sconv_direct.h" nogil:
+    size_t cycnn_sconv_direct_packed_floats(int K, ptrdiff_t CRS)
+    void cycnn_sconv_direct_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
+    size_t cycnn_sconv_direct_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_sconv_direct(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                            int relu, float *y, ptrdiff_t ldy, void *ws)
+
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
         int H, W, Ho, Wo, kh, kw, sh, sw, pad_top, pad_left
@@ -108,6 +119,14 @@ def workspace_bytes():
     return _WS_BYTES
 
 
+def direct_fits(crs):
+    """True when the direct convolution's workspace for a depth of crs taps fits one
+    workspace_bytes() slot."""
+    cdef cycnn_conv_geom g
+    g.C, g.R, g.S = crs, 1, 1
+    return cycnn_sconv_direct_workspace_bytes(&g) <= _WS_BYTES
+
+
 cdef inline float *_fptr(object arr):
     return <float *>cnp.PyArray_DATA(<cnp.ndarray>arr)
 
@@ -125,7 +144,9 @@ cdef class PackedWeights:
     panels);
     kind 'conv': a conv kernel (K, C, R, S) as the implicit-GEMM convolution's filter matrix
     (K x C*R*S, cycnn_sconv_pack_weights: MR-row panels, depth-blocked as the kernel walks
-    them). ``nbytes`` is what it holds."""
+    them); kind 'direct': the same for the broadcast convolution (csrc/conv/sconv_direct.c,
+    cycnn_sconv_direct_pack_weights: panels of 16 filters, tap-major). ``nbytes`` is what it
+    holds."""
     cdef const void *path
     cdef readonly str path_name
     cdef readonly str kind
@@ -152,8 +173,12 @@ cdef class PackedWeights:
             count = cycnn_sgemm_packed_b_size(p, self.depth, self.rows)
         elif kind == "conv":
             count = cycnn_sconv_packed_weights_floats(p, self.rows, self.depth)
+        elif kind == "direct":
+            if not direct_fits(self.depth):
+                raise ValueError(f"a depth of {self.depth} taps is too deep for 'direct'")
+            count = cycnn_sconv_direct_packed_floats(self.rows, self.depth)
         else:
-            raise ValueError(f"kind must be 'a', 'b' or 'conv', got {kind!r}")
+            raise ValueError(f"kind must be 'a', 'b', 'conv' or 'direct', got {kind!r}")
         self.buf = np.zeros(count + 16, np.float32)
         self.data = <float *>_aligned(self.buf)
         if kind == "a":      # A[i, p] = kernel[i].flat[p]
@@ -162,6 +187,8 @@ cdef class PackedWeights:
             if self.depth > 0:
                 cycnn_sconv_pack_weights(p, self.rows, self.depth, src, self.depth, 1,
                                          self.data)
+        elif kind == "direct":
+            cycnn_sconv_direct_pack_weights(self.rows, self.depth, src, self.data)
         else:                # B[p, j] = kernel[j, p]
             cycnn_sgemm_pack_b(p, self.depth, self.rows, src, 1, self.depth, self.data)
         if bias is None:
@@ -181,14 +208,19 @@ cdef class ConvStep:
     cdef PackedWeights w
     cdef cycnn_conv_geom g
     cdef int pool, ph, pw, Hq, Wq, h_used, act
+    cdef bint direct                         # cycnn_sconv_direct, else the implicit GEMM
+    cdef readonly str kernel                 # 'direct' or 'igemm'
     cdef float slope
     cdef size_t pad_floats
     cdef readonly tuple out_shape
 
     def __init__(self, PackedWeights w, tuple in_shape, tuple geometry, tuple out_hw,
                  str act, float slope, pool, tuple pool_hw):
-        if w.kind != "conv":
-            raise ValueError(f"ConvStep needs weights packed as 'conv', got {w.kind!r}")
+        if w.kind not in ("conv", "direct"):
+            raise ValueError(f"ConvStep needs weights packed as 'conv' or 'direct', got "
+                             f"{w.kind!r}")
+        self.direct = w.kind == "direct"
+        self.kernel = "direct" if self.direct else "igemm"
         self.w = w
         self.g.C, self.g.H, self.g.W = in_shape
         self.g.K = w.rows
@@ -197,6 +229,8 @@ cdef class ConvStep:
         self.g.Ho, self.g.Wo = out_hw
         self.act = ACT_CODES[act]
         self.slope = slope
+        if self.direct and self.act == 2:
+            raise ValueError("the direct convolution has no leaky ReLU epilogue")
         self.pool = POOL_CODES[pool]
         self.ph, self.pw = pool_hw if pool else (1, 1)
         self.Hq, self.Wq = self.g.Ho // self.ph, self.g.Wo // self.pw     # pooled output
@@ -231,6 +265,15 @@ cdef class ConvStep:
     def parallel_units(self, int N):
         return None     # images, or bands of output rows when there are few images
 
+    cdef inline void _conv(self, const cycnn_conv_geom *gb, const float *padded,
+                           ptrdiff_t width, float *y, ptrdiff_t ldy, void *ws) noexcept nogil:
+        if self.direct:      # (the plan gives it no leaky ReLU: act is 0 or 1)
+            cycnn_sconv_direct(self.w.path, gb, self.w.data, padded, 0, width, self.w.bias,
+                               self.act, y, ldy, ws)
+        else:
+            cycnn_sconv_igemm_act(self.w.path, gb, self.w.data, padded, 0, width, self.w.bias,
+                                  self.act, self.slope, y, ldy, ws)
+
     cdef void _item(self, const float *x, int oh0, int rows, float *scratch, float *y,
                     void *ws) noexcept nogil:
         """One work item: output rows [oh0, oh0 + rows) of the image x (C, H, W) into y, the
@@ -242,13 +285,11 @@ cdef class ConvStep:
         gb.Ho = rows
         cycnn_sconv_pad_image(self.w.path, &gb, x, scratch)
         if self.pool == 0:
-            cycnn_sconv_igemm_act(self.w.path, &gb, self.w.data, scratch, 0, width,
-                                  self.w.bias, self.act, self.slope, y + oh0 * self.g.Wo,
-                                  <ptrdiff_t>self.g.Ho * self.g.Wo, ws)
+            self._conv(&gb, scratch, width, y + oh0 * self.g.Wo,
+                       <ptrdiff_t>self.g.Ho * self.g.Wo, ws)
             return
         tile = scratch + (self.pad_floats + 15) // 16 * 16 + 16
-        cycnn_sconv_igemm_act(self.w.path, &gb, self.w.data, scratch, 0, width, self.w.bias,
-                              self.act, self.slope, tile, width, ws)
+        self._conv(&gb, scratch, width, tile, width, ws)
         cycnn_sconv_pool_tile(self.w.path, self.pool, tile, rows, self.g.Wo, self.ph, self.pw,
                               self.g.K, width, y + (oh0 // self.ph) * self.Wq,
                               <ptrdiff_t>self.Hq * self.Wq, self.Wq)

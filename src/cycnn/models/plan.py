@@ -5,12 +5,14 @@ What it does, once per weights version:
 
 * resolves every layer's geometry (padding, output sizes) and validates nothing per call
   afterwards -- ``predict`` validates the input once;
-* packs the weights of Conv2D and Dense once into the GEMM micro-kernel's panel layout
-  (``cycnn._kernels.infer.PackedWeights``), with BatchNorm (inference statistics) that follows a
-  Conv2D/Dense without activation folded into its weights and bias;
+* packs the weights of Conv2D and Dense once into the layout of the kernel that runs them
+  (``cycnn._kernels.infer.PackedWeights``: the implicit-GEMM or the direct convolution, chosen
+  per layer by :func:`conv_kernel`; the GEMM's pre-packed B for Dense), with BatchNorm
+  (inference statistics) that follows a Conv2D/Dense without activation folded into its weights
+  and bias;
 * fuses each Conv2D/Dense with its bias and activation (ReLU / leaky ReLU, from the layer's
-  ``activation=`` or a following ReLU/LeakyReLU layer) in the GEMM epilogue, and a Conv2D with a
-  following non-overlapping MaxPool2D/AvgPool2D (window == stride, no padding);
+  ``activation=`` or a following ReLU/LeakyReLU layer) in the kernels' epilogue, and a Conv2D
+  with a following non-overlapping MaxPool2D/AvgPool2D (window == stride, no padding);
 * Flatten and Dropout become views; any other layer (Sigmoid/Tanh/Softmax, Conv1D, merge or
   custom layers, float64 layers) runs its ordinary ``forward(x, training=False)``.
 
@@ -45,6 +47,21 @@ __all__ = ["InferencePlan", "plan_for", "MAX_ARENAS"]
 
 MAX_ARENAS = 2
 _F32 = np.dtype(np.float32)
+
+
+def conv_kernel(kernel_hw, taps):
+    """'direct' (the broadcast convolution, csrc/conv/sconv_direct.c: 6-pixel x 16-filter
+    tiles, inputs broadcast from the padded image, nothing packed per image) or 'conv' (the
+    implicit GEMM, csrc/conv/sconv_igemm.c: B panels packed from the padded image) for a Conv2D
+    with a ``kernel_hw`` window and ``taps`` = C*R*S. The rule of training's forward pass
+    (conv.pyx _use_direct): the broadcast kernel except for 1x1 filters, where every tap is
+    another channel plane and the implicit GEMM measured faster. In the plan, one core, batch
+    256 / 64: reference network 1.10x overall (conv1 1.27x, conv2 1.1x), VGG stack 1.09x
+    (32-filter layers 1.12-1.25x, 64/128 filters 1.0-1.08x). (A leaky ReLU after the conv
+    takes the implicit GEMM, whose epilogue has it.)"""
+    if kernel_hw[0] * kernel_hw[1] == 1 or not _infer.direct_fits(taps):
+        return "conv"
+    return "direct"
 
 
 def _act_code(act):
@@ -99,8 +116,12 @@ class _Native:
         if self.kind == "dense":
             packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "b", path)
             return _infer.DenseStep(packed, name, slope), packed
-        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "conv", path)
         c, h, w = layer.input_shape
+        crs = int(np.prod(self.kernel.shape[1:]))
+        kind = conv_kernel(self.kernel.shape[2:], crs)
+        if self.act is not None and self.act[0] == "leaky_relu":
+            kind = "conv"
+        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, kind, path)
         (sh, sw), (dh, dw), pads, out_hw = conv_padding(layer.padding, (h, w), layer.kernel_size,
                                                         layer.stride, layer.dilation)
         r, s = layer.kernel_size
@@ -236,7 +257,8 @@ class InferencePlan:
         lines = []
         for kind, obj, out_shape, layers in self.steps:
             what = type(obj).__name__ if kind == "native" else kind
-            lines.append(f"{what:10s} {' + '.join(l.name for l in layers)} -> {out_shape}")
+            how = f" ({obj.kernel})" if hasattr(obj, "kernel") else ""
+            lines.append(f"{what:10s} {' + '.join(l.name for l in layers)} -> {out_shape}{how}")
         return lines
 
     # ---------------------------------------------------------------- arenas
