@@ -236,6 +236,32 @@ def test_conv_step_random_geometries_against_the_oracle(conv_kernel):
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("filters, threads, split", [
+    (64, 2, ("filters", 2)),     # 7 pooled rows: 4 + 3; 4 panels: 2 + 2
+    (40, 3, ("filters", 3)),     # 3 panels (the last one 8 filters) on 3 threads
+    (64, 3, ("bands", 3)),       # 4 panels on 3 threads: the rows share out better
+])
+def test_few_images_split_filter_panels_or_bands(path, filters, threads, split, conv_kernel):
+    conv_kernels.simd_select(path)
+    rng = np.random.default_rng(41)
+    cycnn.seed(41)
+    conv = L.Conv2D(filters, 3, padding="same", activation="relu")
+    model = cycnn.Sequential([conv, L.MaxPool2D(2)], input_shape=(4, 14, 10))
+    _randomise(model, rng)
+    step = model.compile_predictor().steps[0][1]
+    expected_split = split if conv_kernel == "direct" else ("bands", threads)
+    assert step.work_split(1, threads) == expected_split
+    assert step.work_split(2 * threads, threads) == ("images", 1)
+    x = rng.standard_normal((2, 4, 14, 10)).astype(np.float32)
+    ref = _oracle(x, conv, "relu", 0.0, "max")
+    cycnn.set_num_threads(threads)
+    for b in (1, 2):
+        with force_parallel():
+            got = model.predict(x[:b], batch_size=b)
+        np.testing.assert_allclose(got, ref[:b], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("pool", [L.MaxPool2D, L.AvgPool2D])
 @pytest.mark.parametrize("width", [8, 21, 36])     # pooled rows of 4 (masked), 10, 18 floats
 def test_conv_step_keeps_nan_through_relu_and_pool(path, pool, width, conv_kernel):

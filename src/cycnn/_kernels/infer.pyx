@@ -11,7 +11,9 @@
 #
 # Convolution loop: work items are (image, band of output rows). With enough images a band is
 # the whole image; with fewer images than threads (or a batch that does not divide among the
-# threads) every image is cut into n_threads bands, so batch 1 keeps every core busy. One item:
+# threads) every image is cut into n_threads bands, so batch 1 keeps every core busy -- or,
+# with the broadcast kernel when its 16-filter panels share out more evenly than the rows
+# (7 pooled rows on 2 threads, 4 panels), into n_threads groups of whole panels. One item:
 # copy the rows of the image the band reads into the thread's zero-padded buffer
 # (cycnn_sconv_pad_image with the band's own top padding pt - oh0*sh and height), then either
 # the implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from
@@ -265,42 +267,73 @@ cdef class ConvStep:
     def parallel_units(self, int N):
         return None     # images, or bands of output rows when there are few images
 
-    cdef inline void _conv(self, const cycnn_conv_geom *gb, const float *padded,
+    cdef int _groups(self, int N, int nt) noexcept nogil:
+        """Filter groups per image: nt when few images would otherwise be cut into bands of
+        rows that do not divide evenly (e.g. 7 pooled rows on 2 threads) while the broadcast
+        kernel's 16-filter panels do; else 1 (bands, or whole images)."""
+        cdef int units = self.Hq if self.pool else self.g.Ho
+        cdef int panels = (self.g.K + 15) // 16
+        if not self.direct or self._bands(N, nt) == 1 or units <= 0:
+            return 1
+        # the busiest thread's share, in units of the ideal 1/nt: bands vs filter panels
+        if (<long>((panels + nt - 1) // nt) * nt * units <
+                <long>((units + nt - 1) // nt) * nt * panels):
+            return nt
+        return 1
+
+    def work_split(self, int N, int nt):
+        """How a batch of N is shared by nt threads: ('images', 1), ('bands', bands per
+        image) or ('filters', groups per image). For tests."""
+        if self._groups(N, nt) > 1:
+            return ("filters", self._groups(N, nt))
+        nb = self._bands(N, nt)
+        return ("bands", nb) if nb > 1 else ("images", 1)
+
+    cdef inline void _conv(self, const cycnn_conv_geom *gb, int k0, const float *padded,
                            ptrdiff_t width, float *y, ptrdiff_t ldy, void *ws) noexcept nogil:
+        """Filters [k0, k0 + gb.K) (k0 a multiple of 16 when > 0: direct kernel only)."""
+        cdef const float *bias = NULL if self.w.bias == NULL else self.w.bias + k0
         if self.direct:      # (the plan gives it no leaky ReLU: act is 0 or 1)
-            cycnn_sconv_direct(self.w.path, gb, self.w.data, padded, 0, width, self.w.bias,
-                               self.act, y, ldy, ws)
+            cycnn_sconv_direct(self.w.path, gb, self.w.data + <ptrdiff_t>k0 * self.w.depth,
+                               padded, 0, width, bias, self.act, y, ldy, ws)
         else:
-            cycnn_sconv_igemm_act(self.w.path, gb, self.w.data, padded, 0, width, self.w.bias,
+            cycnn_sconv_igemm_act(self.w.path, gb, self.w.data, padded, 0, width, bias,
                                   self.act, self.slope, y, ldy, ws)
 
-    cdef void _item(self, const float *x, int oh0, int rows, float *scratch, float *y,
-                    void *ws) noexcept nogil:
-        """One work item: output rows [oh0, oh0 + rows) of the image x (C, H, W) into y, the
-        step's output for that image (or, with a pool, its pooled rows from oh0 // ph)."""
+    cdef void _item(self, const float *x, int oh0, int rows, int k0, int k1, float *scratch,
+                    float *y, void *ws) noexcept nogil:
+        """One work item: output rows [oh0, oh0 + rows) of filters [k0, k1) of the image x
+        (C, H, W) into y, the step's output for that image (or, with a pool, its pooled rows
+        from oh0 // ph)."""
         cdef cycnn_conv_geom gb = self.g       # the band: its own top padding and height
         cdef float *tile
         cdef ptrdiff_t width = <ptrdiff_t>rows * self.g.Wo
         gb.pt = self.g.pt - oh0 * self.g.sh
         gb.Ho = rows
+        gb.K = k1 - k0
         cycnn_sconv_pad_image(self.w.path, &gb, x, scratch)
         if self.pool == 0:
-            self._conv(&gb, scratch, width, y + oh0 * self.g.Wo,
+            self._conv(&gb, k0, scratch, width,
+                       y + (<ptrdiff_t>k0 * self.g.Ho + oh0) * self.g.Wo,
                        <ptrdiff_t>self.g.Ho * self.g.Wo, ws)
             return
         tile = scratch + (self.pad_floats + 15) // 16 * 16 + 16
-        self._conv(&gb, scratch, width, tile, width, ws)
+        self._conv(&gb, k0, scratch, width, tile, width, ws)
         cycnn_sconv_pool_tile(self.w.path, self.pool, tile, rows, self.g.Wo, self.ph, self.pw,
-                              self.g.K, width, y + (oh0 // self.ph) * self.Wq,
+                              k1 - k0, width,
+                              y + (<ptrdiff_t>k0 * self.Hq + oh0 // self.ph) * self.Wq,
                               <ptrdiff_t>self.Hq * self.Wq, self.Wq)
 
     def run(self, x, y, scratch, idx, ws, int nt):
         """x (N, C, H, W) IN; y (N, K, Hq, Wq) OUT; scratch (nt, f) float32, idx (nt, i) int64
         and ws (workspaces) from the arena."""
         cdef int N = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-        cdef int nb = self._bands(N, nt)
+        cdef int ng = self._groups(N, nt)
+        cdef int nb = self._bands(N, nt) if ng == 1 else 1
+        cdef int per = nb if ng == 1 else ng         # items per image
         cdef int band = self._band_rows(nb)
         cdef int last = self.h_used if self.pool else self.g.Ho
+        cdef int panels = (self.g.K + 15) // 16
         cdef const float *xp = _fptr(x)
         cdef float *yp = _fptr(y)
         cdef float *sp = _fptr(scratch)
@@ -309,17 +342,27 @@ cdef class ConvStep:
         cdef size_t ws_stride = workspace_bytes()
         cdef ptrdiff_t plane_x = <ptrdiff_t>self.g.C * self.g.H * self.g.W
         cdef ptrdiff_t plane_y = <ptrdiff_t>self.g.K * self.Hq * self.Wq
-        cdef int item, n, oh0, tid
-        if self.g.K == 0 or N == 0:
+        cdef int item, n, b, oh0, k0, k1, tid
+        if self.g.K == 0 or N == 0 or last <= 0:
             return
         with nogil, parallel(num_threads=nt):
             tid = threadid()
-            for item in prange(N * nb, schedule='static'):
-                n = item // nb
-                oh0 = (item % nb) * band
-                if oh0 < last:
-                    self._item(xp + n * plane_x, oh0, min(last - oh0, band),
-                               sp + tid * s_stride, yp + n * plane_y, wsp + tid * ws_stride)
+            for item in prange(N * per, schedule='static'):
+                n = item // per
+                b = item % per
+                if ng > 1:          # filter group b: whole 16-filter panels
+                    k0 = min(self.g.K, 16 * (b * panels // ng))
+                    k1 = min(self.g.K, 16 * ((b + 1) * panels // ng))
+                    oh0 = 0
+                    if k1 > k0:
+                        self._item(xp + n * plane_x, 0, last, k0, k1, sp + tid * s_stride,
+                                   yp + n * plane_y, wsp + tid * ws_stride)
+                else:
+                    oh0 = b * band
+                    if oh0 < last:
+                        self._item(xp + n * plane_x, oh0, min(last - oh0, band), 0, self.g.K,
+                                   sp + tid * s_stride, yp + n * plane_y,
+                                   wsp + tid * ws_stride)
 
 
 cdef class DenseStep:
