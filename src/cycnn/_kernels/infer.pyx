@@ -19,7 +19,8 @@
 # the implicit GEMM C (K x rows*Wo) = Wpacked (K x CRS) . B, its B panels packed straight from
 # the padded buffer (no im2col matrix), with the epilogue (cycnn_sconv_igemm_act), or the
 # broadcast kernel: tiles of 6 pixels x 16 filters, inputs broadcast from the padded buffer,
-# stored filter-major with bias and ReLU (cycnn_sconv_direct). With a fused pool
+# stored filter-major with bias and ReLU (cycnn_sconv_direct; a leaky ReLU is one more pass
+# over the block it wrote, still in cache). With a fused pool
 # the band height is a multiple of the pool stride and the conv output goes to the thread's
 # scratch (K x rows*Wo) and is pooled from there (cycnn_sconv_pool_tile: no indices, AVX2 for
 # 2x2), while it is in L2, into the step's output, so the full-size conv output is never
@@ -231,8 +232,6 @@ cdef class ConvStep:
         self.g.Ho, self.g.Wo = out_hw
         self.act = ACT_CODES[act]
         self.slope = slope
-        if self.direct and self.act == 2:
-            raise ValueError("the direct convolution has no leaky ReLU epilogue")
         self.pool = POOL_CODES[pool]
         self.ph, self.pw = pool_hw if pool else (1, 1)
         self.Hq, self.Wq = self.g.Ho // self.ph, self.g.Wo // self.pw     # pooled output
@@ -293,9 +292,19 @@ cdef class ConvStep:
                            ptrdiff_t width, float *y, ptrdiff_t ldy, void *ws) noexcept nogil:
         """Filters [k0, k0 + gb.K) (k0 a multiple of 16 when > 0: direct kernel only)."""
         cdef const float *bias = NULL if self.w.bias == NULL else self.w.bias + k0
-        if self.direct:      # (the plan gives it no leaky ReLU: act is 0 or 1)
+        cdef int k
+        cdef ptrdiff_t j
+        cdef float v
+        cdef float *row
+        if self.direct:      # its store has bias + ReLU; a leaky ReLU is a pass while in cache
             cycnn_sconv_direct(self.w.path, gb, self.w.data + <ptrdiff_t>k0 * self.w.depth,
-                               padded, 0, width, bias, self.act, y, ldy, ws)
+                               padded, 0, width, bias, self.act == 1, y, ldy, ws)
+            if self.act == 2:
+                for k in range(gb.K):
+                    row = y + k * ldy
+                    for j in range(width):
+                        v = row[j]
+                        row[j] = self.slope * v if v < 0 else v
         else:
             cycnn_sconv_igemm_act(self.w.path, gb, self.w.data, padded, 0, width, bias,
                                   self.act, self.slope, y, ldy, ws)

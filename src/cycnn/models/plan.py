@@ -57,8 +57,7 @@ def conv_kernel(kernel_hw, taps):
     (conv.pyx _use_direct): the broadcast kernel except for 1x1 filters, where every tap is
     another channel plane and the implicit GEMM measured faster. In the plan, one core, batch
     256 / 64: reference network 1.10x overall (conv1 1.27x, conv2 1.1x), VGG stack 1.09x
-    (32-filter layers 1.12-1.25x, 64/128 filters 1.0-1.08x). (A leaky ReLU after the conv
-    takes the implicit GEMM, whose epilogue has it.)"""
+    (32-filter layers 1.12-1.25x, 64/128 filters 1.0-1.08x)."""
     if kernel_hw[0] * kernel_hw[1] == 1 or not _infer.direct_fits(taps):
         return "conv"
     return "direct"
@@ -119,8 +118,6 @@ class _Native:
         c, h, w = layer.input_shape
         crs = int(np.prod(self.kernel.shape[1:]))
         kind = conv_kernel(self.kernel.shape[2:], crs)
-        if self.act is not None and self.act[0] == "leaky_relu":
-            kind = "conv"
         packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, kind, path)
         (sh, sw), (dh, dw), pads, out_hw = conv_padding(layer.padding, (h, w), layer.kernel_size,
                                                         layer.stride, layer.dilation)
