@@ -9,7 +9,7 @@ import cycnn
 from cycnn import _threads, ops, reference
 from cycnn._kernels import conv
 
-SUPPORTED = [p for p in ("generic", "avx2", "avx512") if conv.simd_supported(p)]
+from _conv_cases import SUPPORTED, case, close, restore_switches  # noqa: F401 (fixture)
 
 # (N, C, H, W, K, R, S, stride, padding, dilation): pixel counts not a multiple of the 6-pixel
 # tile, tiles across output rows (Wo < 6), K <= 8, 8 < K < 16, K past 16; more taps than one
@@ -30,24 +30,6 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def restore():
-    yield
-    conv.simd_select("auto")
-    conv.set_direct_mode(1)
-    cycnn.set_num_threads(None)
-
-
-def _case(geom, seed=0):
-    n, c, h, w, k, r, s, stride, padding, dilation = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    wt = rng.standard_normal((k, c, r, s)).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
-    return x, wt, b, kw
-
-
 def _run(x, wt, b, kw, dy):
     y = ops.conv2d(x, wt, b, **kw)
     dx, _, _ = ops.conv2d_backward(dy, x, wt, **kw)
@@ -60,18 +42,10 @@ def _want(x, wt, b, kw, dy):
             reference.conv2d_backward(dy64, x64, w64, **kw)[0])
 
 
-def _close(got, want, what, rtol=2e-6):
-    """float32 sums of n products of unit normals: error ~ eps * sqrt(n) * scale."""
-    assert got.dtype == np.float32 and got.shape == want.shape, (what, got.shape, want.shape)
-    scale = np.abs(want).max() + 1.0
-    err = np.abs(got.astype(np.float64) - want).max()
-    assert err <= rtol * scale, f"{what}: max error {err} (scale {scale}) shape {want.shape}"
-
-
 @pytest.mark.parametrize("path", SUPPORTED)
 @pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "x".join(map(str, g[:7])))
 def test_matches_reference_and_generic(path, geom):
-    x, wt, b, kw = _case(geom)
+    x, wt, b, kw = case(geom)
     dy = np.random.default_rng(1).standard_normal(
         ops.conv2d(x, wt, **kw).shape).astype(np.float32)
     want = _want(x, wt, b, kw, dy)
@@ -81,13 +55,13 @@ def test_matches_reference_and_generic(path, geom):
     conv.simd_select(path)
     got = _run(x, wt, b, kw, dy)
     for name, g, gen, exp in zip(("y", "dx"), got, generic, want):
-        _close(g, exp, f"{name} via {path}")
-        _close(g, gen.astype(np.float64), f"{name}: {path} vs generic")
+        close(g, exp, f"{name} via {path}")
+        close(g, gen.astype(np.float64), f"{name}: {path} vs generic")
 
 
 @pytest.mark.parametrize("geom", GEOMETRIES[::2], ids=lambda g: "x".join(map(str, g[:7])))
 def test_equals_implicit_gemm(geom):
-    x, wt, b, kw = _case(geom, seed=2)
+    x, wt, b, kw = case(geom, seed=2)
     dy = np.random.default_rng(3).standard_normal(
         ops.conv2d(x, wt, **kw).shape).astype(np.float32)
     conv.set_direct_mode(0)
@@ -95,13 +69,13 @@ def test_equals_implicit_gemm(geom):
     conv.set_direct_mode(2)
     new = _run(x, wt, b, kw, dy)
     for name, a, e in zip(("y", "dx"), new, old):
-        _close(a, e.astype(np.float64), f"{name}: broadcast kernel vs implicit GEMM")
+        close(a, e.astype(np.float64), f"{name}: broadcast kernel vs implicit GEMM")
 
 
 @pytest.mark.parametrize("path", SUPPORTED)
 @pytest.mark.parametrize("has_bias", [True, False])
 def test_fused_relu(path, has_bias):
-    x, wt, b, kw = _case((2, 3, 13, 11, 17, 3, 3, 1, 1, 1), seed=4)
+    x, wt, b, kw = case((2, 3, 13, 11, 17, 3, 3, 1, 1, 1), seed=4)
     conv.set_direct_mode(2)
     conv.simd_select(path)
     y = np.empty((2, 17, 13, 11), dtype=np.float32)
@@ -110,7 +84,7 @@ def test_fused_relu(path, has_bias):
     want = np.maximum(reference.conv2d(x.astype(np.float64), wt.astype(np.float64),
                                        b.astype(np.float64) if has_bias else None, 1, 1), 0)
     assert (y >= 0).all() and (y == 0).sum() > y.size // 4
-    _close(y, want, f"relu via {path}")
+    close(y, want, f"relu via {path}")
 
 
 @pytest.mark.parametrize("padding", [1, 0], ids=["padded", "x-in-place"])
@@ -122,7 +96,7 @@ def test_two_threads_equal_one(n, padding):
     pass at most one thread per image: one image's dx runs on 1 thread.)"""
     if not cycnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP")
-    x, wt, b, kw = _case((n, 18, 11, 13, 21, 3, 3, 1, padding, 1), seed=5)
+    x, wt, b, kw = case((n, 18, 11, 13, 21, 3, 3, 1, padding, 1), seed=5)
     dy = np.random.default_rng(6).standard_normal(
         (n, 21, 9 + 2 * padding, 11 + 2 * padding)).astype(np.float32)
     conv.set_direct_mode(2)
@@ -137,11 +111,11 @@ def test_two_threads_equal_one(n, padding):
     for a, e in zip(two, one):
         np.testing.assert_array_equal(a, e)
     for name, a, e in zip(("y", "dx"), two, _want(x, wt, b, kw, dy)):
-        _close(a, e, f"{name} 2 threads")
+        close(a, e, f"{name} 2 threads")
 
 
 def test_nan_stays_in_its_receptive_field():
-    x, wt, b, kw = _case((2, 3, 14, 14, 20, 5, 5, 1, 2, 1), seed=7)
+    x, wt, b, kw = case((2, 3, 14, 14, 20, 5, 5, 1, 2, 1), seed=7)
     x[1, 2, 6, 9] = np.nan
     conv.set_direct_mode(2)
     y = ops.conv2d(x, wt, b, **kw)

@@ -8,7 +8,7 @@ import cycnn
 from cycnn import _threads, ops, reference
 from cycnn._kernels import conv
 
-SUPPORTED = [p for p in ("generic", "avx2", "avx512") if conv.simd_supported(p)]
+from _conv_cases import SUPPORTED, case, close, restore_switches  # noqa: F401 (fixture)
 
 # (N, C, H, W, K, R, S, stride, padding, dilation). C*R*S and K sweep the tile edges: taps not a
 # multiple of 6 (groups of 1..6), K < 8 (8-wide panel), 8 < K < 16 (zero-padded panel), K past
@@ -31,22 +31,12 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def restore():
-    yield
-    conv.simd_select("auto")
-    conv.set_implicit_gemm(True)
-    cycnn.set_num_threads(None)
-
-
 def _case(geom, seed=0):
-    n, c, h, w, k, r, s, stride, padding, dilation = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    wt = rng.standard_normal((k, c, r, s)).astype(np.float32)
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    """x, w, dy and the conv keywords of a geometry."""
+    x, wt, _, kw = case(geom, seed)
     ho, wo = reference.conv2d(x[:1, :1], wt[:1, :1], **kw).shape[2:]
-    dy = rng.standard_normal((n, k, ho, wo)).astype(np.float32)
+    dy = np.random.default_rng(seed + 1).standard_normal(
+        (x.shape[0], wt.shape[0], ho, wo)).astype(np.float32)
     return x, wt, dy, kw
 
 
@@ -61,14 +51,6 @@ def _want(x, wt, dy, kw):
     return dw, db
 
 
-def _close(got, want, what, rtol=2e-6):
-    """float32 sums of n products of unit normals: error ~ eps * sqrt(n) * scale."""
-    assert got.dtype == np.float32 and got.shape == want.shape, (what, got.shape, want.shape)
-    scale = np.abs(want).max() + 1.0
-    err = np.abs(got.astype(np.float64) - want).max()
-    assert err <= rtol * scale, f"{what}: max error {err} (scale {scale}) shape {want.shape}"
-
-
 @pytest.mark.parametrize("path", SUPPORTED)
 @pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "x".join(map(str, g[:7])))
 def test_matches_reference_and_generic(path, geom):
@@ -79,8 +61,8 @@ def test_matches_reference_and_generic(path, geom):
     conv.simd_select(path)
     got = _grads(x, wt, dy, kw)
     for name, g, gen, exp in zip(("dw", "db"), got, generic, want):
-        _close(g, exp, f"{name} via {path}")
-        _close(g, gen.astype(np.float64), f"{name}: {path} vs generic")
+        close(g, exp, f"{name} via {path}")
+        close(g, gen.astype(np.float64), f"{name}: {path} vs generic")
 
 
 @pytest.mark.parametrize("geom", GEOMETRIES[::3], ids=lambda g: "x".join(map(str, g[:7])))
@@ -94,10 +76,10 @@ def test_equals_im2col_path_and_dx_unchanged(geom):
     new = _grads(x, wt, dy, kw)
     dx, dw, db = ops.conv2d_backward(dy, x, wt, **kw)
     for name, a, e in zip(("dw", "db"), new, old):
-        _close(a, e.astype(np.float64), f"{name}: direct vs im2col")
+        close(a, e.astype(np.float64), f"{name}: direct vs im2col")
     np.testing.assert_array_equal(dw, new[0])
     np.testing.assert_array_equal(db, new[1])
-    _close(dx, reference.conv2d_backward(dy.astype(np.float64), x.astype(np.float64),
+    close(dx, reference.conv2d_backward(dy.astype(np.float64), x.astype(np.float64),
                                          wt.astype(np.float64), **kw)[0], "dx", rtol=1e-5)
 
 
@@ -125,8 +107,8 @@ def test_two_threads_deterministic(geom, parallel):
     cycnn.set_num_threads(1)
     one = _grads(x, wt, dy, kw)
     for name, a, b, e in zip(("dw", "db"), first, one, want):
-        _close(a, e, f"{name} 2 threads")
-        _close(b, e, f"{name} 1 thread")
+        close(a, e, f"{name} 2 threads")
+        close(b, e, f"{name} 1 thread")
 
 
 @pytest.mark.parametrize("path", SUPPORTED)
@@ -151,7 +133,7 @@ def test_fewer_images_than_threads_splits_taps(path, geom, parallel):
     split = kernel(2)
     assert conv.last_parallel_region() == ("conv2d_backward_split", 2)
     for name, a, e in zip(("dw", "db"), split, _want(x, wt, dy, kw)):
-        _close(a, e, f"{name} split over taps")
+        close(a, e, f"{name} split over taps")
     for a, e in zip(split, kernel(1)):
         np.testing.assert_array_equal(a, e)
 

@@ -8,7 +8,7 @@ import cycnn
 from cycnn import ops, reference
 from cycnn._kernels import conv
 
-SUPPORTED = [p for p in ("generic", "avx2", "avx512") if conv.simd_supported(p)]
+from _conv_cases import SUPPORTED, case, restore_switches  # noqa: F401 (fixture)
 
 # (N, C, H, W, K, R, S, stride, padding, dilation): odd sizes, Wo < tile, Wo = 1, C = 1,
 # padding larger than the reach of the filter (negative padding in the dx convolution),
@@ -25,24 +25,6 @@ GEOMETRIES = [
     (1, 3, 9, 20, 4, 3, 3, (1, 2), "same", 1),
     (2, 33, 7, 7, 40, 2, 2, 1, 0, 1),          # depth and rows past one register tile
 ]
-
-
-@pytest.fixture(autouse=True)
-def restore():
-    yield
-    conv.simd_select("auto")
-    conv.set_implicit_gemm(True)
-    cycnn.set_num_threads(None)
-
-
-def _case(geom, seed=0):
-    n, c, h, w, k, r, s, stride, padding, dilation = geom
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    wt = rng.standard_normal((k, c, r, s)).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    kw = dict(stride=stride, padding=padding, dilation=dilation)
-    return x, wt, b, kw
 
 
 def _run(x, wt, b, kw, dy=None):
@@ -62,7 +44,7 @@ def _close(got, want, what, rtol=2e-5):
 @pytest.mark.parametrize("path", SUPPORTED)
 @pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "x".join(map(str, g[:7])))
 def test_matches_reference_and_generic(path, geom):
-    x, wt, b, kw = _case(geom)
+    x, wt, b, kw = case(geom)
     conv.simd_select("generic")
     generic, dy = _run(x, wt, b, kw)
     conv.simd_select(path)
@@ -79,7 +61,7 @@ def test_matches_reference_and_generic(path, geom):
 @pytest.mark.parametrize("geom", GEOMETRIES[:4] + GEOMETRIES[6:8],
                          ids=lambda g: "x".join(map(str, g[:7])))
 def test_implicit_equals_im2col_path(geom):
-    x, wt, b, kw = _case(geom, seed=3)
+    x, wt, b, kw = case(geom, seed=3)
     conv.set_implicit_gemm(False)
     old, dy = _run(x, wt, b, kw)
     conv.set_implicit_gemm(True)
@@ -91,7 +73,7 @@ def test_implicit_equals_im2col_path(geom):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("has_bias", [True, False])
 def test_fused_relu(dtype, has_bias):
-    x, wt, b, kw = _case(GEOMETRIES[0])
+    x, wt, b, kw = case(GEOMETRIES[0])
     x, wt, b = x.astype(dtype), wt.astype(dtype), b.astype(dtype)
     y = np.empty((2, 17, 13, 11), dtype=dtype)
     conv.conv2d_forward(x, wt, b if has_bias else np.zeros(0, dtype), has_bias, y,
@@ -105,7 +87,7 @@ def test_fused_relu(dtype, has_bias):
 def test_nan_stays_in_its_receptive_field():
     """The padded copy, over-reading panel copies and zeroed panel edges must not carry a NaN
     (or anything) to outputs that do not read it."""
-    x, wt, b, kw = _case((2, 3, 14, 14, 20, 5, 5, 1, 2, 1))
+    x, wt, b, kw = case((2, 3, 14, 14, 20, 5, 5, 1, 2, 1))
     x[1, 2, 6, 9] = np.nan
     y = ops.conv2d(x, wt, b, **kw)
     bad = np.isnan(y)
@@ -118,7 +100,7 @@ def test_nan_stays_in_its_receptive_field():
 def test_two_threads_deterministic_and_equal_to_one():
     if not cycnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP")
-    x, wt, b, kw = _case((5, 16, 14, 14, 24, 5, 5, 1, 2, 1))
+    x, wt, b, kw = case((5, 16, 14, 14, 24, 5, 5, 1, 2, 1))
     cycnn.set_num_threads(2)
     first, dy = _run(x, wt, b, kw)
     again, _ = _run(x, wt, b, kw, dy)
