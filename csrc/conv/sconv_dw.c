@@ -103,18 +103,28 @@ static void tile_portable(int m, int kw, int kv, const ptrdiff_t *taps, const fl
         tile_portable_kw(8, m, kv, taps, xp, nseg, seg_off, seg_len, sw, b, c, ldc);
 }
 
-/* ---- driver */
+/* ---- kernel choice and driver */
 
-typedef void (*pack_fn)(int, int, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *,
-                        float *);
-typedef void (*tile_fn)(int, int, int, const ptrdiff_t *, const float *, int, const ptrdiff_t *,
-                        const int *, ptrdiff_t, const float *, float *, ptrdiff_t);
+void cycnn_sconv_dw_kernels(const void *cfg, cycnn_sconv_dw_pack_fn *pack,
+                            cycnn_sconv_dw_tile_fn *tile)
+{
+    *pack = pack_portable;
+    *tile = tile_portable;
+#if CYCNN_GEMM_X86
+    /* the avx2 and avx512 paths: AVX2 is there */
+    if (((const cycnn_sgemm_config *)cfg)->pack_b == cycnn_spack_b_avx2) {
+        *pack = cycnn_sconv_dw_pack_avx2;
+        *tile = cycnn_sconv_dw_tile_avx2;
+    }
+#else
+    (void)cfg;
+#endif
+}
 
-void cycnn_sconv_dw(const void *cfg_, const cycnn_conv_geom *g, const float *xp, const float *dy,
+void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, const float *dy,
                     ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc, float *db,
                     void *ws)
 {
-    const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
     const int K = g->K;
     const ptrdiff_t L = (ptrdiff_t)g->Ho * g->Wo;
     const ptrdiff_t Hp = (ptrdiff_t)(g->Ho - 1) * g->sh + (ptrdiff_t)(g->R - 1) * g->dh + 1;
@@ -125,21 +135,14 @@ void cycnn_sconv_dw(const void *cfg_, const cycnn_conv_geom *g, const float *xp,
     ptrdiff_t *taps = (ptrdiff_t *)((char *)ws + align64((size_t)PIX_BLOCK * 16 * sizeof(float)));
     ptrdiff_t *seg_off = (ptrdiff_t *)((char *)taps + align64((size_t)crs * sizeof(ptrdiff_t)));
     int *seg_len = (int *)((char *)seg_off + align64((size_t)max_segments() * sizeof(ptrdiff_t)));
-    pack_fn pack = pack_portable;
-    tile_fn tile = tile_portable;
+    cycnn_sconv_dw_pack_fn pack;
+    cycnn_sconv_dw_tile_fn tile;
     ptrdiff_t nblocks, pb, l0, t, ngroups;
     int c, r, s, k0;
 
     if (K <= 0 || L <= 0 || ntaps <= 0)
         return;
-#if CYCNN_GEMM_X86
-    if (cfg->pack_b == cycnn_spack_b_avx2) {   /* the avx2 and avx512 paths: AVX2 is there */
-        pack = cycnn_sconv_dw_pack_avx2;
-        tile = cycnn_sconv_dw_tile_avx2;
-    }
-#else
-    (void)cfg;
-#endif
+    cycnn_sconv_dw_kernels(cfg, &pack, &tile);
 
     /* offsets of the taps t0 .. t1-1 in the padded image */
     c = (int)(t0 / ((ptrdiff_t)g->R * g->S));

@@ -56,6 +56,19 @@ void cycnn_sconv_dw_tile_avx2(int m, int kw, int kv, const ptrdiff_t *taps, cons
                               int nseg, const ptrdiff_t *seg_off, const int *seg_len,
                               ptrdiff_t sw, const float *b, float *c, ptrdiff_t ldc);
 
+/* The pack and tile kernels of the path cfg (cycnn_sconv_config() or a cycnn_sgemm_path()):
+ * the AVX2 pair when the path is avx2 or avx512, the portable twins otherwise. Shared with the
+ * broadcast GEMM (csrc/gemm/sgemm_bcast.c), which runs the same tile with A = a weight matrix
+ * read in place. */
+typedef void (*cycnn_sconv_dw_pack_fn)(int kw, int kv, const float *dyk, ptrdiff_t L,
+                                       ptrdiff_t l0, ptrdiff_t np, float *b, float *db);
+typedef void (*cycnn_sconv_dw_tile_fn)(int m, int kw, int kv, const ptrdiff_t *taps,
+                                       const float *xp, int nseg, const ptrdiff_t *seg_off,
+                                       const int *seg_len, ptrdiff_t sw, const float *b,
+                                       float *c, ptrdiff_t ldc);
+void cycnn_sconv_dw_kernels(const void *cfg, cycnn_sconv_dw_pack_fn *pack,
+                            cycnn_sconv_dw_tile_fn *tile);
+
 #ifdef __cplusplus
 }
 #endif

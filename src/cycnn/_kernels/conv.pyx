@@ -114,6 +114,14 @@ cdef extern from "conv/sconv_dw.h" nogil:
                         const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc,
                         float *db, void *ws)
 
+cdef extern from "gemm/sgemm_bcast.h" nogil:
+    size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
+    void cycnn_sgemm_bcast_pack(const void *cfg, int K, int N, const float *B, ptrdiff_t csb,
+                                float *Bp)
+    void cycnn_sgemm_bcast(const void *cfg, int i0, int i1, int N, int K, const float *A,
+                           ptrdiff_t rsa, ptrdiff_t csa, const float *Bp, float *C,
+                           ptrdiff_t ldc)
+
 cdef extern from "conv/sconv_direct.h" nogil:
     size_t cycnn_sconv_direct_packed_floats(int K, ptrdiff_t CRS)
     void cycnn_sconv_direct_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
@@ -705,6 +713,45 @@ def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
                 _gemm(M, width, K, <floating>alpha, pa, rsa, csa,
                       pb + j0 * csb if K > 0 else NULL, rsb, csb,
                       <floating>beta, &c[0, j0], N, ws.get(t))
+
+
+def gemm_bcast(const float[:, :] a, const float[:, :] b, float[:, ::1] ct, int n_threads=1):
+    """ct = (a @ b).T for float32 on csrc/gemm/sgemm_bcast.c: b (the large operand, e.g. a
+    weight matrix or its transpose) is read in place, a (few rows: the batch) is packed once.
+
+    a (M, K) IN with unit column stride; b (K, N) IN, any strides; ct (N, M) OUT, C-contiguous.
+    The N rows of ct are split among n_threads threads in blocks of whole 6-row tiles, all
+    sharing the packed a (cycnn.ops.matmul gives at most one thread per 64 rows of ct).
+    """
+    cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    if b.shape[0] != K or ct.shape[0] != N or ct.shape[1] != M:
+        raise ValueError(f"gemm_bcast shapes do not agree: a {tuple(a.shape)[:2]}, "
+                         f"b {tuple(b.shape)[:2]}, ct {tuple(ct.shape)[:2]}")
+    if M == 0 or N == 0:
+        return
+    if K > 0 and a.strides[1] != sizeof(float):
+        raise ValueError(f"gemm_bcast needs a with unit column stride, got strides {a.strides}")
+    cdef const void *cfg = cycnn_sconv_config()
+    cdef object buf = _scratch("gemm-bcast-a", (cycnn_sgemm_bcast_packed_floats(K, M) + 16,),
+                               np.float32)
+    cdef float[::1] view = buf
+    cdef float *ap = <float *>((<uintptr_t>&view[0] + 63) // 64 * 64)
+    cdef ptrdiff_t rsb = b.strides[0] // sizeof(float), csb = b.strides[1] // sizeof(float)
+    cdef ptrdiff_t lda = a.strides[0] // sizeof(float)
+    cdef const float *pb = &b[0, 0] if K > 0 else NULL
+    cdef int nt = max(1, min(n_threads, (N + 5) // 6))
+    cdef int chunk = ((N + 5) // 6 + nt - 1) // nt * 6
+    cdef int t, i0, i1
+    if K > 0:
+        cycnn_sgemm_bcast_pack(cfg, K, M, &a[0, 0], lda, ap)
+    with nogil, parallel(num_threads=nt):
+        for t in prange(nt, schedule='static'):
+            if t == 0:
+                cycnn_note_team(REGION_GEMM)
+            i0 = t * chunk
+            i1 = min(N, i0 + chunk)
+            if i1 > i0:
+                cycnn_sgemm_bcast(cfg, i0, i1, M, K, pb, csb, rsb, ap, &ct[0, 0], M)
 
 
 def simd_supported(name):
