@@ -263,7 +263,9 @@ def matmul(a, b):
     """Matrix product a @ b on cycnn's GEMM, on up to :func:`cycnn.get_num_threads` threads.
 
     Transposed, strided and broadcast operands are read in place (no copy); the Dense layer
-    uses it for ``x @ kernel.T`` and its gradients.
+    uses it for ``x @ kernel.T`` and its gradients. ``x @ kernel.T`` on a float32 batch of at
+    most 128 rows runs on the broadcast GEMM, which reads the weight matrix where it lies instead
+    of packing it (see :func:`_matmul_reads_b_in_place`).
 
     Shape:
         a (M, K), b (K, N) -> (M, N).
