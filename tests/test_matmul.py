@@ -110,8 +110,8 @@ def _bcast_check(got, a, b, what):
 
 
 @pytest.mark.parametrize("path", BCAST_PATHS)
-@pytest.mark.parametrize("m,k,n", [(1, 256, 2), (5, 300, 7), (64, 3136, 1000), (17, 1001, 100),
-                                   (128, 257, 13), (9, 520, 6)])
+@pytest.mark.parametrize("m,k,n", [(1, 384, 2), (5, 401, 7), (64, 3136, 1000), (17, 1001, 100),
+                                   (128, 1031, 13), (9, 520, 6)])
 @pytest.mark.parametrize("a_layout", ["c", "strided", "broadcast", "rows_apart"])
 def test_matmul_bcast_path_matches_reference_and_generic(path, m, k, n, a_layout, threads):
     """x @ w.T on the broadcast GEMM (odd batches and units, not multiples of the 6 x 16 tile;
@@ -149,10 +149,11 @@ def test_matmul_bcast_deterministic_and_thread_split():
     assert np.array_equal(first, single)
 
 
-@pytest.mark.parametrize("m,k,n,layout", [(129, 300, 50, "b_t"), (64, 255, 50, "b_t"),
-                                          (64, 3136, 1000, "c"), (64, 3136, 1, "b_t")])
+@pytest.mark.parametrize("m,k,n,layout", [(129, 3000, 50, "b_t"), (16, 383, 50, "b_t"),
+                                          (128, 1023, 50, "b_t"), (64, 3136, 1000, "c"),
+                                          (64, 3136, 1, "b_t")])
 def test_matmul_bcast_not_chosen_outside_its_rule(m, k, n, layout):
-    """Batches over 128, depths under 256, row-contiguous b (dx = dy @ kernel) and float64 stay on
+    """Batches over 128, depths under max(384, 8 * batch), row-contiguous b (dx = dy @ kernel) and float64 stay on
     the packed GEMM (where the broadcast one measured slower); the result is right either way."""
     rng = np.random.default_rng(m + k + n)
     a = rng.standard_normal((m, k)).astype(np.float32)

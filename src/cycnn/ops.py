@@ -292,20 +292,23 @@ def matmul(a, b):
     return c
 
 
-_BCAST_MAX_M, _BCAST_MIN_K = 128, 256
+_BCAST_MAX_M, _BCAST_MIN_K, _BCAST_K_PER_ROW = 128, 384, 8
 
 
 def _matmul_reads_b_in_place(a, b):
     """Whether a @ b runs on the broadcast GEMM (csrc/gemm/sgemm_bcast.c: (a @ b)^T = b^T a^T
     with b read in place, a packed) instead of the packed GEMM. Chosen where it measured faster
-    (1 thread, Zen 3, y = x @ kernel.T of Dense): float32, few rows of a (a batch: M <= 128), a
-    depth K >= 256 and b column-contiguous (a transposed weight matrix, which the packed GEMM
-    would transpose into its panels on every call): 1.1-1.6x at batch 1..128 (reference
-    3136 -> 1000 at batch 64: 5.4 -> 4.6 ms), 0.91x at K = 128. With b row-contiguous (dx = dy @
-    kernel) the packed GEMM already reads b in place and the broadcast one, whose 6 values per
-    step then lie in one row of b, measured 0.75-0.98x: not used."""
-    return (a.dtype == np.float32 and a.shape[0] <= _BCAST_MAX_M and
-            a.shape[1] >= _BCAST_MIN_K and b.shape[1] > 1 and b.strides[0] == b.itemsize)
+    (1 thread, Zen 3, y = x @ kernel.T of Dense; medians, alternating): float32, b
+    column-contiguous (a transposed weight matrix, which the packed GEMM would transpose into its
+    panels on every call), a batch of M <= 128 rows and a depth K >= max(384, 8 M): 1.04-1.4x at
+    batch 1..64 (reference 3136 -> 1000 at batch 64: 1.15x; 1000 -> 10: 2.6x), 1.09x at batch
+    128 with K = 3136, but 0.96-1.01x at K = 256 (batch 64) and 0.97x at K = 512 (batch 128).
+    With b row-contiguous (dx = dy @ kernel) the packed GEMM already reads b in place and the
+    broadcast one, whose 6 values per step then lie in one row of b, measured 0.75-0.98x: not
+    used."""
+    m, k = a.shape
+    return (a.dtype == np.float32 and m <= _BCAST_MAX_M and k >= max(_BCAST_MIN_K,
+            _BCAST_K_PER_ROW * m) and b.shape[1] > 1 and b.strides[0] == b.itemsize)
 
 
 # ----------------------------------------------------------------------------------------------
