@@ -516,12 +516,17 @@ def sgemm_peaks(thread_counts, quick=False):
     return peaks
 
 
+SETTLE_S = 0.02    # pause before each contender's turn (other workers' threads stop spinning)
+BLOCK_S = 0.05     # calls of one turn: about this long in all
+
+
 def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, save_dir, setup):
     """As :func:`measure`, each contender in its worker process: returns
     ({name: [seconds, ...]}, {name: warm-up outputs as a tuple of float64 arrays})."""
     names = list(workers)
     reps = dict(reps)
     outputs = {}
+    per_call = {}
     for name in list(names):
         path = os.path.join(save_dir, f"{name}.npz")
         try:
@@ -535,7 +540,20 @@ def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, s
             continue
         if name in extend and min_time > 0 and elapsed:
             reps[name] = max(reps[name], min(max_reps, math.ceil(min_time / elapsed)))
-    times = _rotate(names, reps, lambda name: workers[name].ask(cmd="time", reps=1)["times"])
+        per_call[name] = elapsed or 0.0
+    # A worker's OpenMP threads spin for a few milliseconds after each parallel region: timed
+    # right after one, another contender's 2-thread call shares the cores with those spinners
+    # (a 3 ms call measured 2.3x slower). So each turn pauses SETTLE_S first, and fast ops run
+    # in blocks of calls (about BLOCK_S each) so that the pauses stay a small part of the run.
+    block = {name: max(1, min(reps[name], int(BLOCK_S / per_call[name]) if per_call[name] else 1))
+             for name in names}
+    turns = {name: math.ceil(reps[name] / block[name]) for name in names}
+
+    def time_block(name):
+        time.sleep(SETTLE_S)
+        return workers[name].ask(cmd="time", reps=block[name])["times"]
+
+    times = _rotate(names, turns, time_block)
     return times, outputs
 
 
@@ -597,8 +615,8 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Time cycnn's conv2d and max-pool kernels (float32, NCHW) against PyTorch "
                     "(when importable) and cycnn.reference (NumPy). Each contender runs in its "
-                    "own worker process (--in-process: all in this one), timed calls in "
-                    "rotation after a warm-up; the table shows medians and the share of the "
+                    "own worker process (--in-process: all in this one), taking turns after "
+                    "a warm-up (blocks of timed calls, a pause between turns); the table shows medians and the share of the "
                     "sgemm peak measured first.",
         epilog=f"shapes:\n{shapes}\n\nops (--ops conv = conv_fwd,conv_fwd_bwd; "
                f"pool = maxpool_fwd_bwd):\n{ops}\n\nThe NumPy reference runs on "
