@@ -93,26 +93,12 @@ cdef extern from "conv/conv.h" nogil:
     void cycnn_col2im_f64(const double *col, int C, int H, int W, int R, int S, int sh, int sw,
                           int pt, int pl, int dh, int dw, int Ho, int Wo, double *x)
 
-cdef extern from "conv/sconv_igemm.h" nogil:
-    ctypedef struct cycnn_conv_geom:
-        int C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo
-    const void *cycnn_sconv_config()
-    size_t cycnn_sconv_packed_weights_floats(const void *cfg, int K, ptrdiff_t CRS)
-    void cycnn_sconv_pack_weights(const void *cfg, int K, ptrdiff_t CRS, const float *w,
-                                  ptrdiff_t rsw, ptrdiff_t csw, float *wp)
-    size_t cycnn_sconv_padded_floats(const void *cfg, const cycnn_conv_geom *g)
-    void cycnn_sconv_pad_image(const void *cfg, const cycnn_conv_geom *g, const float *x,
-                               float *xp)
-    size_t cycnn_sconv_workspace_bytes(const void *cfg)
-    void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                           int relu, float *y, ptrdiff_t ldy, void *ws)
-
-cdef extern from "conv/sconv_dw.h" nogil:
-    size_t cycnn_sconv_dw_workspace_bytes(const cycnn_conv_geom *g)
-    void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp,
-                        const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc,
-                        float *db, void *ws)
+from cycnn._kernels._sconv cimport (
+    cycnn_conv_geom, cycnn_sconv_config, cycnn_sconv_packed_weights_floats,
+    cycnn_sconv_pack_weights, cycnn_sconv_padded_floats, cycnn_sconv_pad_image,
+    cycnn_sconv_workspace_bytes, cycnn_sconv_igemm, cycnn_sconv_dw_workspace_bytes,
+    cycnn_sconv_dw, cycnn_sconv_direct_packed_floats, cycnn_sconv_direct_pack_weights,
+    cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct)
 
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
@@ -121,14 +107,6 @@ cdef extern from "gemm/sgemm_bcast.h" nogil:
     void cycnn_sgemm_bcast(const void *cfg, int i0, int i1, int N, int K, const float *A,
                            ptrdiff_t rsa, ptrdiff_t csa, const float *Bp, float *C,
                            ptrdiff_t ldc)
-
-cdef extern from "conv/sconv_direct.h" nogil:
-    size_t cycnn_sconv_direct_packed_floats(int K, ptrdiff_t CRS)
-    void cycnn_sconv_direct_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
-    size_t cycnn_sconv_direct_workspace_bytes(const cycnn_conv_geom *g)
-    void cycnn_sconv_direct(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                            int relu, float *y, ptrdiff_t ldy, void *ws)
 
 SIMD_PATHS = ("generic", "avx2", "avx512")
 

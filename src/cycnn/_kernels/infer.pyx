@@ -69,30 +69,11 @@ cdef extern from "gemm/gemm.h" nogil:
                              ptrdiff_t rsa, ptrdiff_t csa, const float *Bp, float *C,
                              ptrdiff_t ldc, const cycnn_epilogue *ep, void *ws)
 
-cdef extern from "conv/sconv_igemm.h" nogil:
-    ctypedef struct cycnn_conv_geom:
-        int C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo
-    size_t cycnn_sconv_packed_weights_floats(const void *cfg, int K, ptrdiff_t CRS)
-    void cycnn_sconv_pack_weights(const void *cfg, int K, ptrdiff_t CRS, const float *w,
-                                  ptrdiff_t rsw, ptrdiff_t csw, float *wp)
-    size_t cycnn_sconv_padded_floats(const void *cfg, const cycnn_conv_geom *g)
-    void cycnn_sconv_pad_image(const void *cfg, const cycnn_conv_geom *g, const float *x,
-                               float *xp)
-    size_t cycnn_sconv_workspace_bytes(const void *cfg)
-    void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                               const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                               int act, float slope, float *y, ptrdiff_t ldy, void *ws)
-    void cycnn_sconv_pool_tile(const void *cfg, int pool, const float *tile, int rows, int Wo,
-                               int ph, int pw, int K, ptrdiff_t width, float *out,
-                               ptrdiff_t out_plane, int Wq)
-
-cdef extern from "conv/sconv_direct.h" nogil:
-    size_t cycnn_sconv_direct_packed_floats(int K, ptrdiff_t CRS)
-    void cycnn_sconv_direct_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
-    size_t cycnn_sconv_direct_workspace_bytes(const cycnn_conv_geom *g)
-    void cycnn_sconv_direct(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                            int relu, float *y, ptrdiff_t ldy, void *ws)
+from cycnn._kernels._sconv cimport (
+    cycnn_conv_geom, cycnn_sconv_packed_weights_floats, cycnn_sconv_pack_weights,
+    cycnn_sconv_padded_floats, cycnn_sconv_pad_image, cycnn_sconv_workspace_bytes,
+    cycnn_sconv_igemm_act, cycnn_sconv_pool_tile, cycnn_sconv_direct_packed_floats,
+    cycnn_sconv_direct_pack_weights, cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct)
 
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
