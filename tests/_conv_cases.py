@@ -38,3 +38,16 @@ def restore_switches():
     conv.set_implicit_gemm(True)
     conv.set_direct_mode(1)
     cycnn.set_num_threads(None)
+
+
+NAN_CASE = (2, 3, 14, 14, 20, 5, 5, 1, 2, 1)   # 5x5 'same'; x[1, 2, 6, 9] is set to NaN
+
+
+def assert_nan_stays_local(y):
+    """y = conv of NAN_CASE with x[1, 2, 6, 9] = NaN: exactly the outputs whose 5x5 window
+    reads that pixel (rows 4..8, columns 7..11 of image 1, every filter) are NaN."""
+    bad = np.isnan(y)
+    assert not bad[0].any()
+    rows, cols = np.nonzero(bad[1].any(axis=0))
+    assert set(rows) == set(range(4, 9)) and set(cols) == set(range(7, 12))
+    assert bad[1][:, 4:9, 7:12].all()
