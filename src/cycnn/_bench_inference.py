@@ -12,20 +12,29 @@ weights -- and hands those weights to its engine:
 * ``torch``: the same network as ``torch.nn`` modules with the same weights, eager, under
   ``torch.no_grad()``, ``torch.set_num_threads``.
 
-The workers run one after another, in rotated order over ``--rounds`` rounds (A B C, B C A, ...).
-A worker warms up, then times single calls per batch size for about ``--seconds`` and reports
-the median; the table shows the median over rounds. Each worker also returns its outputs for a
-fixed batch, and the parent prints the largest difference from cycnn's.
+The workers are started once per network, each with its own thread pool of ``--threads``
+threads, and stay up while the parent asks them, one JSON line at a time, for blocks of timed
+calls (the kernel benchmark's protocol, :mod:`cycnn._workers`). The host's speed drifts
+in phases of tens of seconds, so the contenders take turns rather than timing one after
+another. For each batch size every worker warms up, then rounds follow: in each round every
+contender has one turn -- a pause of ``SETTLE_S`` (the previous worker's OpenMP threads stop
+spinning) and then a block of calls lasting about ``TURN_S`` -- in an order that rotates from
+round to round (:func:`turn_order`) while cycnn and ORT always take adjacent turns. Rounds go on
+until every contender has ``--seconds`` of timed calls, and at least ``--rounds`` of them. The
+table gives each contender's median call, and as "cycnn / ORT time" the median over rounds of
+the ratio of the two block medians of that round (:func:`paired_ratio`): both were measured
+within a fraction of a second of each other, on the same machine state, so a slow phase of the
+host cancels out of the ratio instead of landing on one contender. Each worker also returns its
+outputs for a fixed batch, and the parent prints the largest difference from cycnn's.
 """
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from cycnn._workers import SETTLE_S, Worker, WorkerError, serve, time_calls
 
 NETS = ("mnist", "vgg")
 CONTENDERS = ("cycnn", "ort", "torch")
@@ -214,40 +223,98 @@ def _runner(contender, model, threads):
     raise ValueError(f"contender must be one of {CONTENDERS}, got {contender!r}")
 
 
-def worker(contender, net, batches, threads, seconds):
-    """Time ``contender`` on ``net``: {batch: median seconds per call}, plus check outputs."""
-    model = build_net(net)
-    run = _runner(contender, model, threads)
-    rng = np.random.default_rng(7)
-    check_x = rng.standard_normal((16,) + model.input_shape).astype(np.float32)
-    check = np.asarray(run(check_x), dtype=np.float32)
-    times = {}
-    for batch in batches:
-        x = rng.standard_normal((batch,) + model.input_shape).astype(np.float32)
-        t0 = time.perf_counter()
-        for _ in range(3):          # warm up (buffers, plans, thread pools)
-            run(x)
-        est = max((time.perf_counter() - t0) / 3, 1e-6)
-        reps = int(min(2000, max(7, seconds / est)))
-        samples = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            run(x)
-            samples.append(time.perf_counter() - t0)
-        times[batch] = statistics.median(samples)
-    return {"contender": contender, "net": net, "times": times, "check": check.tolist(),
-            "flops": net_flops(model)}
+# One turn: a block of calls lasting about TURN_S. A call of batch 256 takes 50-200 ms (more for
+# PyTorch on one thread), so a block of 0.15 s still holds a few calls and its median drops a
+# call that the scheduler preempted, while the SETTLE_S pause before it stays a small part of the
+# turn; a round (three turns, about half a second) stays well inside one of the host's load
+# phases, which last tens of seconds, so the two contenders of a pair see the same machine.
+TURN_S = 0.15
+WARM_S = 0.1       # warm-up per batch size: at least this long and WARM_CALLS calls
+WARM_CALLS = 3
 
 
-def _spawn(contender, net, batches, threads, seconds):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "cycnn._bench_inference", "--worker", contender, "--net", net,
-           "--batches", ",".join(map(str, batches)), "--threads", str(threads),
-           "--seconds", str(seconds)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return {"contender": contender, "error": proc.stderr.strip().splitlines()[-1:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _worker_main(contender):
+    """Serve one contender over stdin/stdout (requests: setup, warm, time; see run)."""
+    state = {}
+
+    def handle(cmd):
+        if cmd["cmd"] == "setup":       # build the network and the engine, run the check batch
+            state.clear()
+            model = build_net(cmd["net"])
+            state["run"] = run = _runner(contender, model, cmd["threads"])
+            state["shape"] = model.input_shape
+            check_x = np.random.default_rng(7).standard_normal(
+                (16,) + model.input_shape).astype(np.float32)
+            return {"check": np.asarray(run(check_x), dtype=np.float32).tolist(),
+                    "flops": net_flops(model)}
+        if cmd["cmd"] == "warm":        # make this batch size's input and warm up on it
+            batch = int(cmd["batch"])
+            x = np.random.default_rng(batch).standard_normal(
+                (batch,) + state["shape"]).astype(np.float32)
+            run = state["run"]
+            state["call"] = lambda: run(x)
+            times, t0 = [], time.perf_counter()
+            while len(times) < WARM_CALLS or time.perf_counter() - t0 < WARM_S:
+                times += time_calls(state["call"], 1)
+            return {"per_call": statistics.median(times[1:])}
+        if cmd["cmd"] == "time":
+            return {"times": time_calls(state["call"], int(cmd["reps"]))}
+        return {"error": f"unknown command {cmd['cmd']!r}"}
+
+    return serve(handle)
+
+
+def turn_order(names, r):
+    """The contenders' order in round ``r``: rotated from round to round as the kernel
+    benchmark's ``_rotate`` does, except that cycnn and ORT form one unit, so that they always
+    take adjacent turns; which of the two goes first flips after every full rotation."""
+    paired = "cycnn" in names and "ort" in names
+    units = [("cycnn", "ort") if paired and n == "cycnn" else (n,)
+             for n in names if not (paired and n == "ort")]
+    shift = r % len(units)
+    flip = (r // len(units)) % 2
+    return [n for unit in units[shift:] + units[:shift] for n in (unit[::-1] if flip else unit)]
+
+
+def paired_ratio(num_blocks, den_blocks):
+    """Median over rounds of median(num block) / median(den block): ``num_blocks[r]`` and
+    ``den_blocks[r]`` are the call times (seconds) of round r's turns of the two contenders."""
+    if len(num_blocks) != len(den_blocks) or not num_blocks:
+        raise ValueError(f"need the same number (> 0) of rounds for both contenders, got "
+                         f"{len(num_blocks)} and {len(den_blocks)}")
+    return statistics.median(statistics.median(a) / statistics.median(b)
+                             for a, b in zip(num_blocks, den_blocks))
+
+
+def _measure_batch(workers, batch, min_rounds, seconds, out):
+    """Warm up every worker on ``batch``, then time them in rounds of turns (see the module
+    docstring); returns {name: [[seconds of each call] per round]}. A worker that fails is
+    reported, closed and removed from ``workers``."""
+    def drop(name, exc):
+        out(f"{name} failed at batch {batch}: {exc}")
+        workers.pop(name).close()
+
+    reps = {}
+    for name in list(workers):
+        try:
+            per_call = workers[name].ask(cmd="warm", batch=batch)["per_call"]
+        except WorkerError as exc:
+            drop(name, exc)
+            continue
+        turn = min(TURN_S, seconds)      # a tiny budget (a smoke run) gets short turns
+        reps[name] = max(1, round(turn / per_call)) if per_call > 0 else 1
+    blocks = {name: [] for name in workers}
+    r = 0
+    while workers and (r < min_rounds or min(sum(map(sum, blocks[n])) for n in workers) < seconds):
+        for name in turn_order(list(workers), r):
+            time.sleep(SETTLE_S)
+            try:
+                blocks[name].append(workers[name].ask(cmd="time", reps=reps[name])["times"])
+            except WorkerError as exc:
+                drop(name, exc)
+                del blocks[name]
+        r += 1
+    return blocks
 
 
 def _available(contender):
@@ -256,42 +323,57 @@ def _available(contender):
     return all(importlib.util.find_spec(m) is not None for m in mods)
 
 
-def run(nets=NETS, batches=(1, 16, 256), threads=2, rounds=2, seconds=1.0,
+def run(nets=NETS, batches=(1, 16, 256), threads=2, rounds=7, seconds=1.0,
         contenders=CONTENDERS, out=print):
-    """Run the comparison and print one table per network; returns the results."""
+    """Run the comparison and print one table per network. Returns {net: {"median": {contender:
+    {batch: seconds}}, "ratio": {batch: cycnn/ORT paired ratio}, "rounds": {batch: rounds}}}."""
+    for c in contenders:
+        if not _available(c):
+            out(f"{c}: not installed, skipped")
     contenders = [c for c in contenders if _available(c)]
     results = {}
     for net in nets:
-        per = {c: [] for c in contenders}
-        checks = {}
-        for r in range(rounds):
-            order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-            for c in order:
-                res = _spawn(c, net, batches, threads, seconds)
-                if "error" in res:
-                    out(f"{c} failed on {net}: {res['error']}")
+        workers, checks, flops = {}, {}, None
+        try:
+            for c in contenders:   # one persistent worker per contender and network
+                workers[c] = Worker(c, module="cycnn._bench_inference",
+                                     env={"OMP_NUM_THREADS": str(threads)})
+                try:
+                    ans = workers[c].ask(cmd="setup", net=net, threads=threads)
+                except WorkerError as exc:
+                    out(f"{c} failed on {net}: {exc}")
+                    workers.pop(c).close()
                     continue
-                per[c].append(res["times"])
-                checks[c] = np.asarray(res["check"], dtype=np.float32)
-                flops = res["flops"]
-        med = {c: {b: statistics.median(t[str(b)] for t in per[c]) for b in batches}
-               for c in contenders if per[c]}
-        results[net] = med
-        _table(net, med, batches, flops, threads, checks, out)
+                checks[c] = np.asarray(ans["check"], dtype=np.float32)
+                flops = ans["flops"]
+            blocks = {b: _measure_batch(workers, b, rounds, seconds, out) for b in batches}
+        finally:
+            for w in workers.values():
+                w.close()
+        names = [c for c in contenders if all(c in blocks[b] for b in batches)]
+        med = {c: {b: statistics.median(t for block in blocks[b][c] for t in block)
+                   for b in batches} for c in names}
+        ratio = ({b: paired_ratio(blocks[b]["cycnn"], blocks[b]["ort"]) for b in batches}
+                 if "cycnn" in names and "ort" in names else {})
+        results[net] = {"median": med, "ratio": ratio,
+                        "rounds": {b: max(map(len, blocks[b].values()), default=0)
+                                   for b in batches}}
+        if names:
+            _table(net, med, ratio, batches, flops, threads, checks, out)
     return results
 
 
-def _table(net, med, batches, flops, threads, checks, out):
+def _table(net, med, ratio, batches, flops, threads, checks, out):
     names = {"cycnn": "cycnn predict", "ort": "ONNX Runtime", "torch": "PyTorch eager"}
     cols = list(med)
     out("")
     out(f"{net}: {flops / 1e6:.1f} MFLOP per image, float32, {threads} threads, each contender "
-        f"in its own process, medians")
+        f"in its own process, taking turns in blocks of ~{TURN_S:g} s, medians")
     head = "| batch | " + " | ".join(names[c] for c in cols)
-    if "ort" in med and "cycnn" in med:
-        head += " | cycnn / ORT time"
+    if ratio:
+        head += " | cycnn / ORT time (median of paired per-round ratios)"
     out(head + " |")
-    out("|---" * (len(cols) + 1 + ("ort" in med and "cycnn" in med)) + "|")
+    out("|---" * (len(cols) + 1 + bool(ratio)) + "|")
     for b in batches:
         cells = []
         for c in cols:
@@ -299,8 +381,8 @@ def _table(net, med, batches, flops, threads, checks, out):
             cell = f"{t * 1e3:.3f} ms" if b == 1 else f"{t * 1e3:.2f} ms ({b / t:,.0f} img/s)"
             cells.append(cell + f", {b * flops / t / 1e9:.0f} GFLOP/s" if b > 1 else cell)
         line = f"| {b} | " + " | ".join(cells)
-        if "ort" in med and "cycnn" in med:
-            line += f" | {med['cycnn'][b] / med['ort'][b]:.2f}"
+        if ratio:
+            line += f" | {ratio[b]:.2f}"
         out(line + " |")
     if "cycnn" in checks:
         for c, arr in checks.items():
@@ -315,26 +397,29 @@ def build_parser():
     p.add_argument("--nets", default=",".join(NETS), help=f"comma list of {NETS}")
     p.add_argument("--batches", default="1,16,256")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--seconds", type=float, default=1.0, help="timing budget per batch size")
+    p.add_argument("--rounds", type=int, default=7,
+                   help="at least this many rounds of turns per batch size")
+    p.add_argument("--seconds", type=float, default=1.0,
+                   help="timed calls per contender and batch size, in seconds")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
-    p.add_argument("--net", choices=NETS, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.worker:
+        return _worker_main(args.worker)
     try:
         batches = [int(b) for b in args.batches.split(",")]
         if min(batches) < 1:
             raise ValueError
     except ValueError:
         raise SystemExit(f"--batches must be positive ints, got {args.batches!r}") from None
-    if args.worker:
-        res = worker(args.worker, args.net, batches, args.threads, args.seconds)
-        print(json.dumps(res))
-        return 0
+    for flag, value, low in (("--threads", args.threads, 1), ("--rounds", args.rounds, 1),
+                             ("--seconds", args.seconds, 0)):
+        if not value >= low or value > 1e6:
+            raise SystemExit(f"{flag} must be in [{low}, 1e6], got {value}")
     nets = [n for n in args.nets.split(",") if n]
     bad = [n for n in nets if n not in NETS]
     if bad:

@@ -41,6 +41,8 @@ import numpy as np
 import cycnn
 from cycnn import ops as _ops
 from cycnn import reference as _reference
+from cycnn._workers import SETTLE_S, WorkerError, serve, time_calls
+from cycnn._workers import Worker as _Worker
 
 __all__ = [
     "ConvShape", "PoolShape", "SHAPES", "OPS", "IMPLS", "Case", "make_case", "load_torch",
@@ -411,90 +413,31 @@ def _sgemm_rate(impl, n, threads, reps):
 
 
 def _worker_main(impl):
-    """Serve one contender over stdin/stdout, one JSON object per line (see _Worker)."""
-    reply_to = sys.stdout
-    sys.stdout = sys.stderr          # stray prints must not corrupt the protocol
+    """Serve one contender of the kernel benchmark (see _Worker)."""
     torch = load_torch() if impl == "torch" else None
-    case = None
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        try:
-            if cmd["cmd"] == "quit":
-                break
-            if cmd["cmd"] == "sgemm":
-                answer = {"rate": _sgemm_rate(impl, cmd["n"], cmd["threads"], cmd["reps"])}
-            elif cmd["cmd"] == "setup":
-                case = None
-                gc.collect()
-                case = make_case(impl, cmd["op"], cmd["shape"], cmd["batch"], torch)
-                set_threads(cmd["threads"], torch)
-                elapsed, outputs = None, None
-                for _ in range(cmd["warmup"]):
-                    t0 = time.perf_counter()
-                    outputs = case.fn()
-                    elapsed = time.perf_counter() - t0
-                if cmd.get("save"):
-                    np.savez(cmd["save"], *as_numpy(outputs))
-                del outputs
-                answer = {"elapsed": elapsed}
-            elif cmd["cmd"] == "time":
-                fn, times = case.fn, []
-                gc.disable()
-                try:
-                    for _ in range(cmd["reps"]):
-                        t0 = time.perf_counter()
-                        fn()
-                        times.append(time.perf_counter() - t0)
-                finally:
-                    gc.enable()
-                answer = {"times": times}
-            else:
-                answer = {"error": f"unknown command {cmd['cmd']!r}"}
-        except Exception as exc:  # reported to the parent, which prints it
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        reply_to.write(json.dumps(answer) + "\n")
-        reply_to.flush()
-    return 0
+    state = {"case": None}
 
+    def handle(cmd):
+        if cmd["cmd"] == "sgemm":
+            return {"rate": _sgemm_rate(impl, cmd["n"], cmd["threads"], cmd["reps"])}
+        if cmd["cmd"] == "setup":
+            state["case"] = None
+            gc.collect()
+            case = state["case"] = make_case(impl, cmd["op"], cmd["shape"], cmd["batch"], torch)
+            set_threads(cmd["threads"], torch)
+            elapsed, outputs = None, None
+            for _ in range(cmd["warmup"]):
+                t0 = time.perf_counter()
+                outputs = case.fn()
+                elapsed = time.perf_counter() - t0
+            if cmd.get("save"):
+                np.savez(cmd["save"], *as_numpy(outputs))
+            return {"elapsed": elapsed}
+        if cmd["cmd"] == "time":
+            return {"times": time_calls(state["case"].fn, cmd["reps"])}
+        return {"error": f"unknown command {cmd['cmd']!r}"}
 
-class WorkerError(RuntimeError):
-    """A contender's worker process failed a request (the message is its exception)."""
-
-
-class _Worker:
-    """A contender in its own process: ``python -m cycnn.bench --worker IMPL``, importing the
-    same cycnn as this process."""
-
-    def __init__(self, impl):
-        import subprocess
-        self.impl = impl
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(cycnn.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen([sys.executable, "-m", "cycnn.bench", "--worker", impl],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                     text=True, bufsize=1)
-
-    def ask(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise WorkerError(f"the {self.impl} worker exited (code {self.proc.wait()})")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise WorkerError(answer["error"])
-        return answer
-
-    def close(self):
-        try:
-            if self.proc.poll() is None:
-                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
+    return serve(handle)
 
 
 def sgemm_peaks(thread_counts, quick=False):
@@ -516,7 +459,6 @@ def sgemm_peaks(thread_counts, quick=False):
     return peaks
 
 
-SETTLE_S = 0.02    # pause before each contender's turn (other workers' threads stop spinning)
 BLOCK_S = 0.05     # calls of one turn: about this long in all
 
 
