@@ -58,8 +58,9 @@ size_t cycnn_sconv_direct_workspace_bytes(const cycnn_conv_geom *g)
 
 /* ---- portable kernels (twins of sconv_direct_avx2.c) */
 
-static void tile_portable(int m, const ptrdiff_t *poff, const float *xp, const ptrdiff_t *taps,
-                          ptrdiff_t kc, const float *w, float *acc, int first)
+void cycnn_sconv_direct_tile_generic(int m, const ptrdiff_t *poff, const float *xp,
+                                     const ptrdiff_t *taps, ptrdiff_t kc, const float *w,
+                                     float *acc, int first)
 {
     float a[TILE_PIX][16];
     ptrdiff_t t;
@@ -80,8 +81,8 @@ static void tile_portable(int m, const ptrdiff_t *poff, const float *xp, const p
             acc[j * 16 + v] = a[j][v];
 }
 
-static void store_portable(const float *acc, ptrdiff_t np, int kv, const float *bias, int relu,
-                           float *y, ptrdiff_t ldy)
+void cycnn_sconv_direct_store_generic(const float *acc, ptrdiff_t np, int kv, const float *bias,
+                                      int relu, float *y, ptrdiff_t ldy)
 {
     ptrdiff_t j;
     int v;
@@ -110,9 +111,9 @@ void cycnn_sconv_direct(const void *cfg_, const cycnn_conv_geom *g, const float 
     ptrdiff_t *taps = (ptrdiff_t *)((char *)ws + align64((size_t)PIX_BLOCK * 16 * sizeof(float)));
     ptrdiff_t *poff = (ptrdiff_t *)((char *)taps + align64((size_t)crs * sizeof(ptrdiff_t)));
     void (*tile)(int, const ptrdiff_t *, const float *, const ptrdiff_t *, ptrdiff_t,
-                 const float *, float *, int) = tile_portable;
+                 const float *, float *, int) = cycnn_sconv_direct_tile_generic;
     void (*store)(const float *, ptrdiff_t, int, const float *, int, float *, ptrdiff_t) =
-        store_portable;
+        cycnn_sconv_direct_store_generic;
     ptrdiff_t t, nblocks, pb, lb, kcb;
     int c, r, s, k0;
 

@@ -37,12 +37,17 @@ void cycnn_sconv_direct(const void *cfg, const cycnn_conv_geom *g, const float *
                         const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                         int relu, float *y, ptrdiff_t ldy, void *ws);
 
-/* ---- internal: the kernels the driver calls (portable in sconv_direct.c, AVX2 in
- * sconv_direct_avx2.c).
+/* ---- internal: the kernels the driver calls (portable *_generic in sconv_direct.c, AVX2 in
+ * sconv_direct_avx2.c; the Winograd convolution, swino.c, runs its GEMMs and stores on them).
  * tile:  pixels j < m (1 <= m <= 6) at xp + poff[j], 16 filters of one panel (w: kc taps x 16,
  *        tap-major), taps t < kc at offsets taps[t]:
  *          acc[j*16 + v] (+)= sum_t xp[poff[j] + taps[t]] * w[t*16 + v]   (= when first)
  * store: y[v*ldy + j] = epilogue(acc[j*16 + v] + bias[v]) for v < kv, j < np (bias NULL: 0). */
+void cycnn_sconv_direct_tile_generic(int m, const ptrdiff_t *poff, const float *xp,
+                                     const ptrdiff_t *taps, ptrdiff_t kc, const float *w,
+                                     float *acc, int first);
+void cycnn_sconv_direct_store_generic(const float *acc, ptrdiff_t np, int kv, const float *bias,
+                                      int relu, float *y, ptrdiff_t ldy);
 void cycnn_sconv_direct_tile_avx2(int m, const ptrdiff_t *poff, const float *xp,
                                   const ptrdiff_t *taps, ptrdiff_t kc, const float *w,
                                   float *acc, int first);

@@ -1,4 +1,4 @@
-# Declarations of the float32 convolution kernels of csrc/conv (sconv_igemm.h, sconv_direct.h,
+# Declarations of the float32 convolution kernels of csrc/conv (sconv_igemm.h, sconv_direct.h, swino.h,
 # sconv_dw.h), shared by the conv and infer extensions (`from cycnn._kernels._sconv cimport ...`).
 # The contracts are in the headers.
 from libc.stddef cimport ptrdiff_t
@@ -37,3 +37,12 @@ cdef extern from "conv/sconv_dw.h" nogil:
     void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp,
                         const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc,
                         float *db, void *ws)
+
+cdef extern from "conv/swino.h" nogil:
+    int cycnn_swino_tile(const cycnn_conv_geom *g)
+    size_t cycnn_swino_panel_floats(int C)
+    size_t cycnn_swino_packed_floats(int K, int C)
+    void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
+    size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, const float *x,
+                     const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws)

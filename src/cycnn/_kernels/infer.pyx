@@ -73,7 +73,9 @@ from cycnn._kernels._sconv cimport (
     cycnn_conv_geom, cycnn_sconv_packed_weights_floats, cycnn_sconv_pack_weights,
     cycnn_sconv_padded_floats, cycnn_sconv_pad_image, cycnn_sconv_workspace_bytes,
     cycnn_sconv_igemm_act, cycnn_sconv_pool_tile, cycnn_sconv_direct_packed_floats,
-    cycnn_sconv_direct_pack_weights, cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct)
+    cycnn_sconv_direct_pack_weights, cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct,
+    cycnn_swino_tile, cycnn_swino_panel_floats, cycnn_swino_packed_floats,
+    cycnn_swino_pack_weights, cycnn_swino_workspace_bytes, cycnn_swino)
 
 cdef extern from "pool/pool.h" nogil:
     ctypedef struct cycnn_pool_geom:
@@ -83,6 +85,10 @@ cdef extern from "pool/pool.h" nogil:
     void cycnn_avgpool2d_fwd_f32(const cycnn_pool_geom *g, const float *x, float *y)
 
 ACT_CODES = {None: 0, "relu": 1, "leaky_relu": 2}
+cdef enum:
+    IGEMM = 0
+    DIRECT = 1
+    WINOGRAD = 2
 POOL_CODES = {None: 0, "max": 1, "avg": 2}
 
 cdef size_t _workspace_bytes():
@@ -129,8 +135,9 @@ cdef class PackedWeights:
     kind 'conv': a conv kernel (K, C, R, S) as the implicit-GEMM convolution's filter matrix
     (K x C*R*S, cycnn_sconv_pack_weights: MR-row panels, depth-blocked as the kernel walks
     them); kind 'direct': the same for the broadcast convolution (csrc/conv/sconv_direct.c,
-    cycnn_sconv_direct_pack_weights: panels of 16 filters, tap-major). ``nbytes`` is what it
-    holds."""
+    cycnn_sconv_direct_pack_weights: panels of 16 filters, tap-major); kind 'winograd': a 5x5
+    or 3x3 conv kernel transformed for the Winograd convolution (csrc/conv/swino.c,
+    cycnn_swino_pack_weights: 16-filter panels of 36 x C x 16). ``nbytes`` is what it holds."""
     cdef const void *path
     cdef readonly str path_name
     cdef readonly str kind
@@ -157,12 +164,18 @@ cdef class PackedWeights:
             count = cycnn_sgemm_packed_b_size(p, self.depth, self.rows)
         elif kind == "conv":
             count = cycnn_sconv_packed_weights_floats(p, self.rows, self.depth)
+        elif kind == "winograd":
+            if kernel.ndim != 4 or kernel.shape[2] != kernel.shape[3] or kernel.shape[2] not in (3, 5):
+                raise ValueError(f"'winograd' needs a (K, C, 3, 3) or (K, C, 5, 5) kernel, got "
+                                 f"{kernel.shape}")
+            count = cycnn_swino_packed_floats(self.rows, kernel.shape[1])
         elif kind == "direct":
             if not direct_fits(self.depth):
                 raise ValueError(f"a depth of {self.depth} taps is too deep for 'direct'")
             count = cycnn_sconv_direct_packed_floats(self.rows, self.depth)
         else:
-            raise ValueError(f"kind must be 'a', 'b', 'conv' or 'direct', got {kind!r}")
+            raise ValueError(f"kind must be 'a', 'b', 'conv', 'direct' or 'winograd', got "
+                             f"{kind!r}")
         self.buf = np.zeros(count + 16, np.float32)
         self.data = <float *>_aligned(self.buf)
         if kind == "a":      # A[i, p] = kernel[i].flat[p]
@@ -173,6 +186,8 @@ cdef class PackedWeights:
                                          self.data)
         elif kind == "direct":
             cycnn_sconv_direct_pack_weights(self.rows, self.depth, src, self.data)
+        elif kind == "winograd":
+            cycnn_swino_pack_weights(self.rows, kernel.shape[1], kernel.shape[2], src, self.data)
         else:                # B[p, j] = kernel[j, p]
             cycnn_sgemm_pack_b(p, self.depth, self.rows, src, 1, self.depth, self.data)
         if bias is None:
@@ -192,19 +207,19 @@ cdef class ConvStep:
     cdef PackedWeights w
     cdef cycnn_conv_geom g
     cdef int pool, ph, pw, Hq, Wq, h_used, act
-    cdef bint direct                         # cycnn_sconv_direct, else the implicit GEMM
-    cdef readonly str kernel                 # 'direct' or 'igemm'
+    cdef int algo                            # IGEMM, DIRECT or WINOGRAD
+    cdef readonly str kernel                 # 'igemm', 'direct' or 'winograd'
     cdef float slope
     cdef size_t pad_floats
     cdef readonly tuple out_shape
 
     def __init__(self, PackedWeights w, tuple in_shape, tuple geometry, tuple out_hw,
                  str act, float slope, pool, tuple pool_hw):
-        if w.kind not in ("conv", "direct"):
-            raise ValueError(f"ConvStep needs weights packed as 'conv' or 'direct', got "
-                             f"{w.kind!r}")
-        self.direct = w.kind == "direct"
-        self.kernel = "direct" if self.direct else "igemm"
+        if w.kind not in ("conv", "direct", "winograd"):
+            raise ValueError(f"ConvStep needs weights packed as 'conv', 'direct' or 'winograd', "
+                             f"got {w.kind!r}")
+        self.algo = {"conv": IGEMM, "direct": DIRECT, "winograd": WINOGRAD}[w.kind]
+        self.kernel = {"conv": "igemm", "direct": "direct", "winograd": "winograd"}[w.kind]
         self.w = w
         self.g.C, self.g.H, self.g.W = in_shape
         self.g.K = w.rows
@@ -217,7 +232,12 @@ cdef class ConvStep:
         self.ph, self.pw = pool_hw if pool else (1, 1)
         self.Hq, self.Wq = self.g.Ho // self.ph, self.g.Wo // self.pw     # pooled output
         self.h_used = self.Hq * self.ph        # conv rows a floor-mode pool reads
-        self.pad_floats = cycnn_sconv_padded_floats(w.path, &self.g)    # whole image: largest
+        if self.algo == WINOGRAD:   # its workspace (HWC copy, transforms) instead of the padding
+            if cycnn_swino_tile(&self.g) == 0:
+                raise ValueError("'winograd' runs 5x5 and 3x3 filters at stride 1, no dilation")
+            self.pad_floats = cycnn_swino_workspace_bytes(&self.g) // 4 + 16
+        else:
+            self.pad_floats = cycnn_sconv_padded_floats(w.path, &self.g)  # whole image: largest
         self.out_shape = (self.g.K, self.Hq, self.Wq)
 
     cdef int _bands(self, int N, int nt) noexcept nogil:
@@ -253,7 +273,7 @@ cdef class ConvStep:
         kernel's 16-filter panels do; else 1 (bands, or whole images)."""
         cdef int units = self.Hq if self.pool else self.g.Ho
         cdef int panels = (self.g.K + 15) // 16
-        if not self.direct or self._bands(N, nt) == 1 or units <= 0:
+        if self.algo == IGEMM or self._bands(N, nt) == 1 or units <= 0:
             return 1
         # the busiest thread's share, in units of the ideal 1/nt: bands vs filter panels
         if (<long>((panels + nt - 1) // nt) * nt * units <
@@ -271,15 +291,22 @@ cdef class ConvStep:
 
     cdef inline void _conv(self, const cycnn_conv_geom *gb, int k0, const float *padded,
                            ptrdiff_t width, float *y, ptrdiff_t ldy, void *ws) noexcept nogil:
-        """Filters [k0, k0 + gb.K) (k0 a multiple of 16 when > 0: direct kernel only)."""
+        """Filters [k0, k0 + gb.K) (k0 a multiple of 16 when > 0: not the implicit GEMM).
+        padded: the band's padded image, or for WINOGRAD the image itself (ws: its
+        workspace)."""
         cdef const float *bias = NULL if self.w.bias == NULL else self.w.bias + k0
         cdef int k
         cdef ptrdiff_t j
         cdef float v
         cdef float *row
-        if self.direct:      # its store has bias + ReLU; a leaky ReLU is a pass while in cache
-            cycnn_sconv_direct(self.w.path, gb, self.w.data + <ptrdiff_t>k0 * self.w.depth,
-                               padded, 0, width, bias, self.act == 1, y, ldy, ws)
+        if self.algo != IGEMM:   # their store has bias + ReLU; a leaky ReLU is a pass in cache
+            if self.algo == DIRECT:
+                cycnn_sconv_direct(self.w.path, gb, self.w.data + <ptrdiff_t>k0 * self.w.depth,
+                                   padded, 0, width, bias, self.act == 1, y, ldy, ws)
+            else:
+                cycnn_swino(self.w.path, gb, self.w.data + <ptrdiff_t>(k0 // 16) *
+                            cycnn_swino_panel_floats(gb.C), padded, bias, self.act == 1, y,
+                            ldy, ws)
             if self.act == 2:
                 for k in range(gb.K):
                     row = y + k * ldy
@@ -297,18 +324,24 @@ cdef class ConvStep:
         from oh0 // ph)."""
         cdef cycnn_conv_geom gb = self.g       # the band: its own top padding and height
         cdef float *tile
+        cdef const float *image
         cdef ptrdiff_t width = <ptrdiff_t>rows * self.g.Wo
         gb.pt = self.g.pt - oh0 * self.g.sh
         gb.Ho = rows
         gb.K = k1 - k0
-        cycnn_sconv_pad_image(self.w.path, &gb, x, scratch)
+        if self.algo == WINOGRAD:      # reads x in place; scratch (aligned) is its workspace
+            image = x
+            ws = <void *>((<uintptr_t>scratch + 63) // 64 * 64)
+        else:
+            cycnn_sconv_pad_image(self.w.path, &gb, x, scratch)
+            image = scratch
         if self.pool == 0:
-            self._conv(&gb, k0, scratch, width,
+            self._conv(&gb, k0, image, width,
                        y + (<ptrdiff_t>k0 * self.g.Ho + oh0) * self.g.Wo,
                        <ptrdiff_t>self.g.Ho * self.g.Wo, ws)
             return
         tile = scratch + (self.pad_floats + 15) // 16 * 16 + 16
-        self._conv(&gb, k0, scratch, width, tile, width, ws)
+        self._conv(&gb, k0, image, width, tile, width, ws)
         cycnn_sconv_pool_tile(self.w.path, self.pool, tile, rows, self.g.Wo, self.ph, self.pw,
                               k1 - k0, width,
                               y + (<ptrdiff_t>k0 * self.Hq + oh0 // self.ph) * self.Wq,

@@ -49,7 +49,33 @@ MAX_ARENAS = 2
 _F32 = np.dtype(np.float32)
 
 
-def conv_kernel(kernel_hw, taps):
+WINOGRAD = True    # 5x5 / 3x3 stride-1 convolutions on the Winograd kernel (use_winograd)
+WINOGRAD_MIN_CHANNELS = 8
+
+
+def use_winograd(flag=True):
+    """Let plans built from now on run 5x5 and 3x3 stride-1 convolutions with at least
+    WINOGRAD_MIN_CHANNELS input channels on the Winograd kernel (csrc/conv/swino.c; the
+    default), or keep them on the direct kernels (flag False). Plans built before are rebuilt
+    on their next use. Winograd adds rounding error: about 5e-6 on outputs of size 4 where
+    direct float32 convolution gives 1e-6 (swino.c's note)."""
+    global WINOGRAD
+    WINOGRAD = bool(flag)
+
+
+def conv_kernel(kernel_shape, stride=(1, 1), dilation=(1, 1)):
+    """The kernel a Conv2D with filters of ``kernel_shape`` (K, C, R, S) runs on: 'winograd'
+    (csrc/conv/swino.c: F(2x2, 5x5) / F(4x4, 3x3)) for 5x5 and 3x3 filters at stride 1 with
+    no dilation and at least WINOGRAD_MIN_CHANNELS input channels, when WINOGRAD is on; else
+    :func:`direct_kernel`."""
+    _, c, r, s = kernel_shape
+    if (WINOGRAD and r == s and r in (3, 5) and tuple(stride) == (1, 1) and
+            tuple(dilation) == (1, 1) and c >= WINOGRAD_MIN_CHANNELS):
+        return "winograd"
+    return direct_kernel((r, s), c * r * s)
+
+
+def direct_kernel(kernel_hw, taps):
     """'direct' (the broadcast convolution, csrc/conv/sconv_direct.c: 6-pixel x 16-filter
     tiles, inputs broadcast from the padded image, nothing packed per image) or 'conv' (the
     implicit GEMM, csrc/conv/sconv_igemm.c: B panels packed from the padded image) for a Conv2D
@@ -116,11 +142,10 @@ class _Native:
             packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, "b", path)
             return _infer.DenseStep(packed, name, slope), packed
         c, h, w = layer.input_shape
-        crs = int(np.prod(self.kernel.shape[1:]))
-        kind = conv_kernel(self.kernel.shape[2:], crs)
-        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, kind, path)
         (sh, sw), (dh, dw), pads, out_hw = conv_padding(layer.padding, (h, w), layer.kernel_size,
                                                         layer.stride, layer.dilation)
+        kind = conv_kernel(self.kernel.shape, (sh, sw), (dh, dw))
+        packed = _infer.PackedWeights(self.kernel.astype(np.float32), bias, kind, path)
         r, s = layer.kernel_size
         geometry = (r, s, sh, sw, pads[0][0], pads[1][0], dh, dw)
         pool, window = self.pool if self.pool is not None else (None, (1, 1))
@@ -188,6 +213,7 @@ class InferencePlan:
         self.key = tuple((layer, layer.weights_version) for layer in self.layers)
         self.input_shape = tuple(input_shape)
         self.path = _conv_kernels.simd_name()
+        self.winograd = WINOGRAD
         self.steps = []          # (kind, obj, out_shape, layers); kind: native / view / layer
         self.packed_bytes = 0
         self._build()
@@ -300,8 +326,9 @@ class InferencePlan:
 
     # ---------------------------------------------------------------- running
     def fresh(self):
-        """True while no layer's weights changed and the GEMM path is the one packed for."""
-        return (self.path == _conv_kernels.simd_name() and
+        """True while no layer's weights changed and the GEMM path and the Winograd switch are
+        the ones it was built with."""
+        return (self.path == _conv_kernels.simd_name() and self.winograd == WINOGRAD and
                 all(layer.weights_version == version for layer, version in self.key))
 
     def run(self, x, out=None):

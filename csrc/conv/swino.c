@@ -1,0 +1,269 @@
+/* swino.c -- Winograd convolution F(2x2, 5x5) / F(4x4, 3x3) of one image (contract: swino.h);
+ * driver, filter transform and the portable twins of swino_avx2.c.
+ *
+ * Design
+ *   A stride-1 5x5 (3x3) convolution computes each 2x2 (4x4) block of outputs from the 6x6
+ *   input tile d under it as Y = A^T [sum_c U_c (.) V_c] A, with U = G g G^T the filter's and
+ *   V = B^T d B the tile's 6x6 transform (element-wise product (.)): 36 multiply-adds per
+ *   channel and filter for 4 (16) outputs where direct convolution does 100 (144): 2.8x (4x)
+ *   fewer. The sum over channels is 36 independent GEMMs, one per transform element xi:
+ *     M[xi] (tiles x K) = V[xi] (tiles x Cp) . U[xi] (Cp x K),
+ *   run on the broadcast convolution's register tile (6 tiles x 16 filters, cycnn_sconv_direct
+ *   _tile_avx2 of sconv_direct_avx2.c: V read in place, 6 broadcasts + 2 vectors of U per
+ *   step). Toom-Cook points 0, 1, -1, 2, -1/2 and infinity: one B^T for both filter sizes.
+ * Error (measured against float64, random unit-variance inputs, weights scaled 1/sqrt(CRS)):
+ *   F(2x2, 5x5), C = 32: 5e-6 absolute on outputs up to 4 (direct float32: 8e-7); F(4x4, 3x3),
+ *   C = 64: 1e-5. The points +-2 instead gave 1.2e-5 / 2.4e-5, +-1/2 2.1e-5 / 2.0e-5. An Inf
+ *   or NaN in a 6x6 input tile reaches every output of its block (direct convolution: only the
+ *   outputs whose window holds it).
+ * Loop nest (one image, one thread): the image gathered into an HWC copy xt (Hx x Wx x Cp,
+ *   zero padded, so a tile's 6 x 6 x 8-channel vectors are unit-stride loads) | blocks of tb
+ *   tiles, the whole image when V (36 x tb x Cp) fits 256 KiB: V | 16-filter panels (U's panel,
+ *   36 x Cp x 16, stays in L2 across the block) | 12 tiles: the 36 GEMMs into M (36 x 12 x 16,
+ *   27 KiB), then the output transform into Z, the output pixel-major per panel (Ho*Wo x 16) |
+ *   last, the broadcast convolution's store (8x8 transposes, + bias, ReLU) from Z into y.
+ * Memory: workspace = xt + V + M + Z + the GEMM tile's offset tables; nothing allocates.
+ */
+#include <string.h>
+
+#include "swino.h"
+#include "sconv_direct.h"
+#include "../gemm/gemm_internal.h"
+
+#define XI 36                              /* transform elements of a 6x6 tile */
+static const double POINTS[5] = {0.0, 1.0, -1.0, 2.0, -0.5};
+
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+static int padded_channels(int C) { return (C + 7) / 8 * 8; }
+
+int cycnn_swino_tile(const cycnn_conv_geom *g)
+{
+    if (g->R != g->S || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1)
+        return 0;
+    return g->R == 5 ? 2 : g->R == 3 ? 4 : 0;
+}
+
+size_t cycnn_swino_panel_floats(int C) { return (size_t)XI * padded_channels(C) * 16; }
+
+size_t cycnn_swino_packed_floats(int K, int C)
+{
+    return (size_t)((K + 15) / 16) * cycnn_swino_panel_floats(C);
+}
+
+void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
+{
+    const int Cp = padded_channels(C);
+    double G[6][5] = {{0}};
+    int i, j, a, b, k, c;
+    memset(wp, 0, cycnn_swino_packed_floats(K, C) * sizeof(float));
+    for (i = 0; i < 5; i++) {             /* G[i][a] = p_i^a / prod_{l != i} (p_i - p_l) */
+        double f = 1.0, p = 1.0;
+        for (j = 0; j < 5; j++)
+            if (j != i)
+                f *= POINTS[i] - POINTS[j];
+        for (a = 0; a < R; a++, p *= POINTS[i])
+            G[i][a] = p / f;
+    }
+    G[5][R - 1] = 1.0;                    /* the point at infinity */
+    for (k = 0; k < K; k++)
+        for (c = 0; c < C; c++) {
+            const float *g = w + ((ptrdiff_t)k * C + c) * R * R;
+            float *panel = wp + (ptrdiff_t)(k / 16) * cycnn_swino_panel_floats(C);
+            double T[6][5];
+            for (i = 0; i < 6; i++)       /* T = G g */
+                for (b = 0; b < R; b++) {
+                    double s = 0.0;
+                    for (a = 0; a < R; a++)
+                        s += G[i][a] * g[a * R + b];
+                    T[i][b] = s;
+                }
+            for (i = 0; i < 6; i++)       /* U = T G^T */
+                for (j = 0; j < 6; j++) {
+                    double s = 0.0;
+                    for (b = 0; b < R; b++)
+                        s += T[i][b] * G[j][b];
+                    panel[((ptrdiff_t)(i * 6 + j) * Cp + c) * 16 + k % 16] = (float)s;
+                }
+        }
+}
+
+#define SUB_TILES 12                       /* tiles per GEMM block: M is 27 KiB */
+
+/* Tiles, the HWC copy's extent and the tile block of geometry g (m = cycnn_swino_tile(g)). */
+static void layout(const cycnn_conv_geom *g, int m, ptrdiff_t *ntiles, int *tw, ptrdiff_t *Hx,
+                   ptrdiff_t *Wx, int *tb)
+{
+    const ptrdiff_t th = (g->Ho + m - 1) / m;
+    const int Cp = padded_channels(g->C);
+    int b = 65536 / (XI * Cp) / SUB_TILES * SUB_TILES;   /* V of a block: at most 256 KiB */
+    *tw = (g->Wo + m - 1) / m;
+    *ntiles = th * *tw;
+    *Hx = (th - 1) * m + 6;
+    *Wx = (ptrdiff_t)(*tw - 1) * m + 6;
+    if (b > *ntiles)                      /* the whole image in one block */
+        b = (int)((*ntiles + SUB_TILES - 1) / SUB_TILES * SUB_TILES);
+    *tb = b < SUB_TILES ? SUB_TILES : b;
+}
+
+size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
+{
+    const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C);
+    ptrdiff_t ntiles, Hx, Wx;
+    int tw, tb;
+    if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
+        return 0;
+    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
+    return align64((size_t)(Hx * Wx * Cp) * sizeof(float)) +
+           align64((size_t)XI * tb * Cp * sizeof(float)) +
+           align64((size_t)XI * SUB_TILES * 16 * sizeof(float)) +
+           align64((size_t)((g->K + 15) / 16) * g->Ho * g->Wo * 16 * sizeof(float)) +
+           align64((size_t)Cp * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
+}
+
+/* xt[(h * Wx + w) * Cp + c] = x[c, h - pt, w - pl] (zero outside the image and for c >= C):
+ * zero everything, then copy channel by channel (unit-stride reads; reading the pixel's C
+ * values instead, 4 KiB apart in a 32x32 image, cost more than the GEMMs). */
+static void gather_portable(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptrdiff_t Wx,
+                            const float *x, float *xt)
+{
+    ptrdiff_t h, w, w0, w1;
+    int c;
+    memset(xt, 0, (size_t)(Hx * Wx * Cp) * sizeof(float));
+    w0 = g->pl > 0 ? g->pl : 0;
+    w1 = g->pl + g->W < Wx ? g->pl + g->W : Wx;
+    for (c = 0; c < g->C; c++)
+        for (h = 0; h < Hx; h++) {
+            const ptrdiff_t ih = h - g->pt;
+            const float *row = x + ((ptrdiff_t)c * g->H + ih) * g->W - g->pl;
+            if (ih < 0 || ih >= g->H)
+                continue;
+            for (w = w0; w < w1; w++)
+                xt[(h * Wx + w) * Cp + c] = row[w];
+        }
+}
+
+/* ---- portable twins of swino_avx2.c (same sums in the same order, zero terms skipped) */
+
+static float comb(const float *coef, const float *in, int stride)
+{
+    float s = 0.0f;
+    int k, first = 1;
+    for (k = 0; k < 6; k++)
+        if (coef[k] != 0.0f) {
+            s = first ? coef[k] * in[k * stride] : s + coef[k] * in[k * stride];
+            first = 0;
+        }
+    return s;
+}
+
+static void in_portable(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
+                        int nt, int tb, float *V)
+{
+    int t, c, i, j, k;
+    for (t = 0; t < nt; t++) {
+        const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        const float *base = xt + (ty * m * Wx + tx * m) * Cp;
+        for (c = 0; c < Cp; c++) {
+            float d[6][6], T[6][6];
+            for (k = 0; k < 6; k++)
+                for (j = 0; j < 6; j++)
+                    d[k][j] = base[(k * Wx + j) * Cp + c];
+            for (i = 0; i < 6; i++)                   /* T = B^T d */
+                for (j = 0; j < 6; j++)
+                    T[i][j] = comb(CYCNN_SWINO_BT[i], &d[0][j], 6);
+            for (i = 0; i < 6; i++)                   /* V = T B */
+                for (j = 0; j < 6; j++)
+                    V[((ptrdiff_t)(i * 6 + j) * tb + t) * Cp + c] = comb(CYCNN_SWINO_BT[j], T[i], 1);
+        }
+    }
+}
+
+static void out_portable(const float *M, int tb, int nt, int m, ptrdiff_t t0, int tw, int Ho,
+                         int Wo, float *Z)
+{
+    const float(*AT)[6] = m == 2 ? CYCNN_SWINO_AT2 : CYCNN_SWINO_AT4;
+    int t, v, a, b, xi, j;
+    for (t = 0; t < nt; t++) {
+        const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        for (v = 0; v < 16; v++) {
+            float Mx[XI], S[4][6];
+            for (xi = 0; xi < XI; xi++)
+                Mx[xi] = M[((ptrdiff_t)xi * tb + t) * 16 + v];
+            for (a = 0; a < m; a++)                   /* S = A^T M */
+                for (j = 0; j < 6; j++)
+                    S[a][j] = comb(AT[a], &Mx[j], 6);
+            for (a = 0; a < m && ty * m + a < Ho; a++)
+                for (b = 0; b < m && tx * m + b < Wo; b++)
+                    Z[((ty * m + a) * Wo + tx * m + b) * 16 + v] = comb(AT[b], S[a], 1);
+        }
+    }
+}
+
+/* ---- driver */
+
+void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, const float *x,
+                 const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws)
+{
+    const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
+    const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C), K = g->K;
+    void (*gather)(const cycnn_conv_geom *, int, ptrdiff_t, ptrdiff_t, const float *, float *) =
+        gather_portable;
+    void (*in)(const float *, ptrdiff_t, int, int, int, ptrdiff_t, int, int, float *) =
+        in_portable;
+    void (*tile)(int, const ptrdiff_t *, const float *, const ptrdiff_t *, ptrdiff_t,
+                 const float *, float *, int) = cycnn_sconv_direct_tile_generic;
+    void (*out)(const float *, int, int, int, ptrdiff_t, int, int, int, float *) = out_portable;
+    void (*store)(const float *, ptrdiff_t, int, const float *, int, float *, ptrdiff_t) =
+        cycnn_sconv_direct_store_generic;
+    const ptrdiff_t plane = (ptrdiff_t)g->Ho * g->Wo;
+    ptrdiff_t ntiles, Hx, Wx, t0;
+    float *xt, *V, *M, *Z;
+    ptrdiff_t *taps, *poff;
+    int tw, tb, c, k0, xi, j, s0;
+
+    if (m == 0 || K <= 0 || g->Ho <= 0 || g->Wo <= 0)
+        return;
+#if CYCNN_GEMM_X86
+    if (cfg->pack_b == cycnn_spack_b_avx2) {   /* the avx2 and avx512 paths: AVX2 is there */
+        gather = cycnn_swino_gather_avx2;
+        in = cycnn_swino_in_avx2;
+        tile = cycnn_sconv_direct_tile_avx2;
+        out = cycnn_swino_out_avx2;
+        store = cycnn_sconv_direct_store_avx2;
+    }
+#else
+    (void)cfg;
+#endif
+    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
+    xt = (float *)ws;
+    V = (float *)((char *)xt + align64((size_t)(Hx * Wx * Cp) * sizeof(float)));
+    M = (float *)((char *)V + align64((size_t)XI * tb * Cp * sizeof(float)));
+    Z = (float *)((char *)M + align64((size_t)XI * SUB_TILES * 16 * sizeof(float)));
+    taps = (ptrdiff_t *)((char *)Z + align64((size_t)((K + 15) / 16) * plane * 16 * sizeof(float)));
+    poff = (ptrdiff_t *)((char *)taps + align64((size_t)Cp * sizeof(ptrdiff_t)));
+    for (c = 0; c < Cp; c++)
+        taps[c] = c;
+    for (j = 0; j < 6; j++)
+        poff[j] = (ptrdiff_t)j * Cp;
+    gather(g, Cp, Hx, Wx, x, xt);
+    for (t0 = 0; t0 < ntiles; t0 += tb) {
+        const int nt = ntiles - t0 < tb ? (int)(ntiles - t0) : tb;
+        in(xt, Wx, Cp, m, tw, t0, nt, tb, V);
+        for (k0 = 0; k0 < K; k0 += 16) {
+            const float *U = wp + (ptrdiff_t)(k0 / 16) * cycnn_swino_panel_floats(g->C);
+            for (s0 = 0; s0 < nt; s0 += SUB_TILES) {
+                const int ns = nt - s0 < SUB_TILES ? nt - s0 : SUB_TILES;
+                for (xi = 0; xi < XI; xi++)
+                    for (j = 0; j < ns; j += 6)
+                        tile(ns - j < 6 ? ns - j : 6, poff,
+                             V + ((ptrdiff_t)xi * tb + s0 + j) * Cp, taps, Cp,
+                             U + (ptrdiff_t)xi * Cp * 16, M + ((ptrdiff_t)xi * SUB_TILES + j) * 16,
+                             1);
+                out(M, SUB_TILES, ns, m, t0 + s0, tw, g->Ho, g->Wo, Z + (ptrdiff_t)k0 * plane);
+            }
+        }
+    }
+    for (k0 = 0; k0 < K; k0 += 16)         /* pixel-major panels into y's rows, + bias, ReLU */
+        store(Z + (ptrdiff_t)k0 * plane, plane, K - k0 < 16 ? K - k0 : 16,
+              bias != NULL ? bias + k0 : NULL, relu, y + (ptrdiff_t)k0 * ldy, ldy);
+}

@@ -1,0 +1,139 @@
+/* swino_avx2.c -- AVX2 transforms of the Winograd convolution (driver, design and portable
+ * twins in swino.c, contract in swino.h; tests compare the "avx2" and "generic" paths).
+ *
+ * gather: 8 columns x 8 channels at a time, loaded as 8 row pieces and transposed.
+ * in:  per tile and 8 channels: the 6x6 input vectors (unit stride in the HWC copy), then
+ *      T = B^T d column by column and V = T B row by row, stored into V.
+ * out: per tile and 8 filters: the 36 vectors of M, S = A^T M, Y = S A, stored pixel-major
+ *      into Z (bias and ReLU come with the store into y).
+ * Each sum is comb(): the non-zero coefficients of a constant row in order, the first a
+ * multiply, the rest FMAs; the loops unroll at compile time so the zero terms vanish.
+ * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2.
+ */
+#include <stddef.h>
+
+#include "swino.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CYCNN_GEMM_NO_X86)
+#include <immintrin.h>
+#include <string.h>
+
+#include "transpose8_avx2.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptrdiff_t Wx,
+                             const float *x, float *xt)
+{
+    const ptrdiff_t plane = (ptrdiff_t)g->H * g->W;
+    const ptrdiff_t w0 = g->pl > 0 ? g->pl : 0, w1 = g->pl + g->W < Wx ? g->pl + g->W : Wx;
+    ptrdiff_t h, w;
+    int c, i;
+    for (h = 0; h < Hx; h++) {
+        const ptrdiff_t ih = h - g->pt;
+        float *d = xt + h * Wx * Cp;
+        const float *src = x + ih * g->W - g->pl;           /* column w of channel 0 */
+        if (ih < 0 || ih >= g->H || w1 <= w0) {
+            memset(d, 0, (size_t)(Wx * Cp) * sizeof(float));
+            continue;
+        }
+        memset(d, 0, (size_t)(w0 * Cp) * sizeof(float));
+        memset(d + w1 * Cp, 0, (size_t)((Wx - w1) * Cp) * sizeof(float));
+        for (w = w0; w + 8 <= w1; w += 8) {                 /* 8 columns x 8 channels */
+            for (c = 0; c + 8 <= g->C; c += 8) {
+                __m256 r[8];
+                for (i = 0; i < 8; i++)
+                    r[i] = _mm256_loadu_ps(src + (c + i) * plane + w);
+                cycnn_transpose8_avx2(r);
+                for (i = 0; i < 8; i++)
+                    _mm256_storeu_ps(d + (w + i) * Cp + c, r[i]);
+            }
+            for (i = 0; i < 8; i++)
+                for (int cc = c; cc < Cp; cc++)
+                    d[(w + i) * Cp + cc] = cc < g->C ? src[cc * plane + w + i] : 0.0f;
+        }
+        for (; w < w1; w++)                                 /* the last columns */
+            for (c = 0; c < Cp; c++)
+                d[w * Cp + c] = c < g->C ? src[c * plane + w] : 0.0f;
+    }
+}
+
+ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
+{
+    __m256 s = _mm256_setzero_ps();
+    int k, first = 1;
+#pragma GCC unroll 6
+    for (k = 0; k < 6; k++)
+        if (coef[k] != 0.0f) {
+            const __m256 c = _mm256_set1_ps(coef[k]);
+            s = first ? _mm256_mul_ps(c, in[k * stride]) : _mm256_fmadd_ps(c, in[k * stride], s);
+            first = 0;
+        }
+    return s;
+}
+
+void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
+                         int nt, int tb, float *V)
+{
+    const ptrdiff_t xi_stride = (ptrdiff_t)tb * Cp;
+    int t, c, i, j, k;
+    for (t = 0; t < nt; t++) {
+        const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        const float *base = xt + (ty * m * Wx + tx * m) * Cp;
+        float *vt = V + (ptrdiff_t)t * Cp;
+        for (c = 0; c < Cp; c += 8) {
+            __m256 T[6][6];
+#pragma GCC unroll 6
+            for (j = 0; j < 6; j++) {                 /* column j of T = B^T d */
+                __m256 d[6];
+#pragma GCC unroll 6
+                for (k = 0; k < 6; k++)
+                    d[k] = _mm256_loadu_ps(base + (k * Wx + j) * Cp + c);
+#pragma GCC unroll 6
+                for (i = 0; i < 6; i++)
+                    T[i][j] = comb(CYCNN_SWINO_BT[i], d, 1);
+            }
+#pragma GCC unroll 6
+            for (i = 0; i < 6; i++)                   /* row i of V = T B */
+#pragma GCC unroll 6
+                for (j = 0; j < 6; j++)
+                    _mm256_storeu_ps(vt + (i * 6 + j) * xi_stride + c,
+                                     comb(CYCNN_SWINO_BT[j], T[i], 1));
+        }
+    }
+}
+
+ALWAYS_INLINE void out_tile(const int m, const float (*AT)[6], const float *M, int tb, int t,
+                            ptrdiff_t ty, ptrdiff_t tx, int h, int Ho, int Wo, float *Z)
+{
+    __m256 Mx[36], S[4][6];
+    int xi, a, b, j;
+#pragma GCC unroll 36
+    for (xi = 0; xi < 36; xi++)
+        Mx[xi] = _mm256_load_ps(M + ((ptrdiff_t)xi * tb + t) * 16 + h);
+#pragma GCC unroll 4
+    for (a = 0; a < m; a++)                           /* S = A^T M */
+#pragma GCC unroll 6
+        for (j = 0; j < 6; j++)
+            S[a][j] = comb(AT[a], &Mx[j], 6);
+    for (a = 0; a < m && ty * m + a < Ho; a++)
+        for (b = 0; b < m && tx * m + b < Wo; b++)
+            _mm256_store_ps(Z + ((ty * m + a) * Wo + tx * m + b) * 16 + h, comb(AT[b], S[a], 1));
+}
+
+void cycnn_swino_out_avx2(const float *M, int tb, int nt, int m, ptrdiff_t t0, int tw, int Ho,
+                          int Wo, float *Z)
+{
+    int t, h;
+    for (t = 0; t < nt; t++) {
+        const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        for (h = 0; h < 16; h += 8) {
+            if (m == 2)
+                out_tile(2, CYCNN_SWINO_AT2, M, tb, t, ty, tx, h, Ho, Wo, Z);
+            else
+                out_tile(4, CYCNN_SWINO_AT4, M, tb, t, ty, tx, h, Ho, Wo, Z);
+        }
+    }
+}
+
+#endif
