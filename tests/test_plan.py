@@ -131,28 +131,76 @@ CONV_CASES = [   # (input shape, Conv2D keyword arguments)
     ((4, 9, 23), dict(filters=6, kernel_size=1, use_bias=False)),
     ((1, 28, 28), dict(filters=32, kernel_size=5, padding="same")),
     ((2, 10, 33), dict(filters=8, kernel_size=3, padding="same")),   # pooled rows of 16
+    ((9, 11, 13), dict(filters=21, kernel_size=3, padding=(2, 0))),  # 9 channels, partial tiles
+    ((10, 9, 15), dict(filters=33, kernel_size=5, padding=(1, 3))),  # 3 panels, the last 1 filter
 ]
 
 
-@pytest.fixture(params=["igemm", "direct"])
+def _kernel_for(param, shape, stride, dilation):
+    """The kernel a conv with filters of ``shape`` gets under the conv_kernel fixture's
+    ``param``: Winograd (5x5 and 3x3 at stride 1, no dilation, from 1 channel up: below the
+    plan's own threshold, to test few channels), else the direct kernel where its workspace
+    fits, else the implicit GEMM ('igemm', packed as 'conv')."""
+    _, c, r, s = shape
+    if (param == "winograd" and r == s and r in (3, 5) and tuple(stride) == (1, 1) and
+            tuple(dilation) == (1, 1)):
+        return "winograd"
+    return "direct" if param != "igemm" and infer.direct_fits(c * r * s) else "igemm"
+
+
+def _kernel_of(param, conv):
+    return _kernel_for(param, conv.params["kernel"].shape, conv.stride, conv.dilation)
+
+
+@pytest.fixture(params=["igemm", "direct", "winograd"])
 def conv_kernel(request, monkeypatch):
-    """Every Conv2D of the plans built in the test on this kernel (where the direct one fits)."""
-    kind = "conv" if request.param == "igemm" else "direct"
-    monkeypatch.setattr(plan_mod, "conv_kernel",
-                        lambda hw, crs: kind if infer.direct_fits(crs) else "conv")
+    """Every Conv2D of the plans built in the test on this kernel where it applies
+    (_kernel_for)."""
+    def choose(shape, stride=(1, 1), dilation=(1, 1)):
+        name = _kernel_for(request.param, shape, stride, dilation)
+        return "conv" if name == "igemm" else name
+    monkeypatch.setattr(plan_mod, "conv_kernel", choose)
     return request.param
 
 
 def test_conv_kernel_choice():
-    assert plan_mod.conv_kernel((3, 3), 288) == "direct"
-    assert plan_mod.conv_kernel((5, 5), 25) == "direct"
-    assert plan_mod.conv_kernel((1, 1), 64) == "conv"            # 1x1: the implicit GEMM
-    assert plan_mod.conv_kernel((3, 3), 10 ** 7) == "conv"       # its workspace would not fit
+    assert plan_mod.conv_kernel((8, 32, 3, 3), (2, 2)) == "direct"
+    assert plan_mod.conv_kernel((8, 32, 3, 3), (1, 1), (2, 2)) == "direct"  # dilated
+    assert plan_mod.conv_kernel((8, 1, 5, 5)) == "direct"       # few channels
+    assert plan_mod.conv_kernel((8, 3, 3, 3)) == "direct"
+    assert plan_mod.conv_kernel((8, 8, 3, 3)) == "winograd"
+    assert plan_mod.conv_kernel((8, 8, 5, 5)) == "direct"       # 5x5 from 16 channels
+    assert plan_mod.conv_kernel((8, 16, 5, 5)) == "winograd"
+    assert plan_mod.conv_kernel((64, 32, 5, 5)) == "winograd"
+    assert plan_mod.conv_kernel((8, 32, 5, 3)) == "direct"
+    assert plan_mod.conv_kernel((8, 64, 1, 1)) == "conv"        # 1x1: the implicit GEMM
+    assert plan_mod.conv_kernel((8, 10 ** 6, 3, 3), (2, 2)) == "conv"   # workspace too big
     model = cycnn.Sequential([L.Conv2D(32, 3, padding="same", activation="relu"),
-                              L.Conv2D(64, 1), L.Conv2D(8, 3, activation="leaky_relu")],
+                              L.Conv2D(64, 1), L.Conv2D(8, 3, activation="leaky_relu"),
+                              L.Conv2D(8, 3, stride=2)],
                              input_shape=(8, 16, 16))
     assert [line.split()[-1] for line in model.compile_predictor().describe()] == [
-        "(direct)", "(igemm)", "(direct)"]
+        "(winograd)", "(igemm)", "(winograd)", "(direct)"]
+    plan = model.compile_predictor()
+    try:
+        plan_mod.use_winograd(False)
+        assert not plan.fresh()          # built with Winograd: rebuilt on the next predict
+        assert [line.split()[-1] for line in model.compile_predictor().describe()] == [
+            "(direct)", "(igemm)", "(direct)", "(direct)"]
+        assert plan_mod.conv_kernel((64, 32, 5, 5)) == "direct"
+    finally:
+        plan_mod.use_winograd(True)
+
+
+def test_winograd_weights_and_steps_refuse_what_they_cannot_run():
+    with pytest.raises(ValueError, match="winograd"):
+        infer.PackedWeights(np.zeros((4, 2, 5, 3), np.float32), None, "winograd", PATHS[0])
+    with pytest.raises(ValueError, match="winograd"):
+        infer.PackedWeights(np.zeros((4, 18), np.float32), None, "winograd", PATHS[0])
+    packed = infer.PackedWeights(np.zeros((4, 2, 3, 3), np.float32), None, "winograd", PATHS[0])
+    with pytest.raises(ValueError, match="stride 1"):
+        infer.ConvStep(packed, (2, 9, 9), (3, 3, 2, 2, 1, 1, 1, 1), (5, 5), None, 0.0, None,
+                       (1, 1))
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -172,7 +220,7 @@ def test_conv_step_against_the_oracle_on_each_path(path, act, pool, conv_kernel)
         plan = model.compile_predictor()
         assert [line.split()[0] for line in plan.describe()] == ["ConvStep"]
         assert plan.path == path
-        assert plan.steps[0][1].kernel == conv_kernel
+        assert plan.steps[0][1].kernel == _kernel_of(conv_kernel, conv)
         x = rng.standard_normal((17,) + in_shape).astype(np.float32)
         expected = _oracle(x, conv, act, 0.3, pool)
         tol = 3e-6 * float(np.max(np.abs(expected))) * np.prod(conv.kernel_size) ** 0.5 + 1e-6
@@ -220,7 +268,7 @@ def test_conv_step_random_geometries_against_the_oracle(conv_kernel):
             pool = None
         _randomise(model, rng)
         steps = model.compile_predictor().steps
-        assert len(steps) == 1 and steps[0][1].kernel == conv_kernel
+        assert len(steps) == 1 and steps[0][1].kernel == _kernel_of(conv_kernel, conv)
         x = rng.standard_normal((3, c, h, w)).astype(np.float32)
         expected = _oracle(x, conv, act, 0.2, pool)
         tol = 3e-6 * float(np.max(np.abs(expected))) * (c * r * s_) ** 0.5 + 1e-6
@@ -248,7 +296,7 @@ def test_few_images_split_filter_panels_or_bands(path, filters, threads, split, 
     model = cycnn.Sequential([conv, L.MaxPool2D(2)], input_shape=(4, 14, 10))
     _randomise(model, rng)
     step = model.compile_predictor().steps[0][1]
-    expected_split = split if conv_kernel == "direct" else ("bands", threads)
+    expected_split = split if conv_kernel != "igemm" else ("bands", threads)
     assert step.work_split(1, threads) == expected_split
     assert step.work_split(2 * threads, threads) == ("images", 1)
     x = rng.standard_normal((2, 4, 14, 10)).astype(np.float32)
@@ -273,7 +321,20 @@ def test_conv_step_keeps_nan_through_relu_and_pool(path, pool, width, conv_kerne
     got = model.predict(x)
     col = (width - 3) // 2
     assert np.isnan(got[0, :, 2, col]).all()
-    assert np.isnan(got).sum() <= 4 * 4 and not np.isnan(got[0, :, :, :col - 1]).any()
+    if conv_kernel != "winograd":
+        assert np.isnan(got).sum() <= 4 * 4 and not np.isnan(got[0, :, :, :col - 1]).any()
+        return
+    # Winograd F(4x4, 3x3): the NaN reaches every output of the 4x4 blocks whose 6x6 input
+    # tile holds it (padded row 6, column width - 2; tile t reads rows / columns 4t .. 4t + 5),
+    # and no other output.
+    rows = {4 * t + a for t in range(3) if 4 * t <= 6 < 4 * t + 6 for a in range(4)}
+    cols = {4 * t + b for t in range(width) if 4 * t <= width - 2 < 4 * t + 6 for b in range(4)}
+    reached = np.zeros(got.shape[2:], bool)
+    for r in rows:
+        for c in cols:
+            if r // 2 < reached.shape[0] and c // 2 < reached.shape[1]:
+                reached[r // 2, c // 2] = True
+    assert not np.isnan(got[0][:, ~reached]).any()
 
 
 def test_pools_that_do_not_fuse_run_as_pool_steps():

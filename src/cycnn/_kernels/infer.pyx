@@ -4,9 +4,12 @@
 # step, a dense layer (+ bias + activation) as one step, and a plain pooling step, each on
 # C-contiguous NCHW / (N, F) float32 arrays. Weights are packed ONCE (PackedWeights), for one
 # GEMM path: conv filters either for the implicit-GEMM convolution of csrc/conv/sconv_igemm.c
-# (cycnn_sconv_pack_weights) or for the broadcast convolution of csrc/conv/sconv_direct.c
-# (cycnn_sconv_direct_pack_weights) -- the kernels training's forward pass uses; the plan picks
-# one per layer, models/plan.py conv_kernel -- dense kernels as the pre-packed B operand of the GEMM (csrc/gemm/gemm.h); bias
+# (cycnn_sconv_pack_weights), for the broadcast convolution of csrc/conv/sconv_direct.c
+# (cycnn_sconv_direct_pack_weights) -- the kernels training's forward pass uses -- or, 5x5 and
+# 3x3 at stride 1, transformed for the Winograd convolution of csrc/conv/swino.c
+# (cycnn_swino_pack_weights; it reads the image in place, its workspace in the thread's
+# scratch); the plan picks one per layer, models/plan.py conv_kernel -- dense kernels as the
+# pre-packed B operand of the GEMM (csrc/gemm/gemm.h); bias
 # and activation run in the kernels' epilogue while the output block is in cache.
 #
 # Convolution loop: work items are (image, band of output rows). With enough images a band is

@@ -50,12 +50,14 @@ _F32 = np.dtype(np.float32)
 
 
 WINOGRAD = True    # 5x5 / 3x3 stride-1 convolutions on the Winograd kernel (use_winograd)
-WINOGRAD_MIN_CHANNELS = 8
+# fewest input channels for which Winograd beat the direct kernel (benchmarks/
+# winograd_vs_direct.py, one core: 3x3 1.1x at 8 channels, 5x5 1.0x at 8 and 1.5x at 16)
+WINOGRAD_MIN_CHANNELS = {3: 8, 5: 16}
 
 
 def use_winograd(flag=True):
     """Let plans built from now on run 5x5 and 3x3 stride-1 convolutions with at least
-    WINOGRAD_MIN_CHANNELS input channels on the Winograd kernel (csrc/conv/swino.c; the
+    WINOGRAD_MIN_CHANNELS input channels (16 and 8) on the Winograd kernel (csrc/conv/swino.c; the
     default), or keep them on the direct kernels (flag False). Plans built before are rebuilt
     on their next use. Winograd adds rounding error: about 5e-6 on outputs of size 4 where
     direct float32 convolution gives 1e-6 (swino.c's note)."""
@@ -66,11 +68,11 @@ def use_winograd(flag=True):
 def conv_kernel(kernel_shape, stride=(1, 1), dilation=(1, 1)):
     """The kernel a Conv2D with filters of ``kernel_shape`` (K, C, R, S) runs on: 'winograd'
     (csrc/conv/swino.c: F(2x2, 5x5) / F(4x4, 3x3)) for 5x5 and 3x3 filters at stride 1 with
-    no dilation and at least WINOGRAD_MIN_CHANNELS input channels, when WINOGRAD is on; else
+    no dilation and at least WINOGRAD_MIN_CHANNELS[R] input channels, when WINOGRAD is on; else
     :func:`direct_kernel`."""
     _, c, r, s = kernel_shape
     if (WINOGRAD and r == s and r in (3, 5) and tuple(stride) == (1, 1) and
-            tuple(dilation) == (1, 1) and c >= WINOGRAD_MIN_CHANNELS):
+            tuple(dilation) == (1, 1) and c >= WINOGRAD_MIN_CHANNELS[r]):
         return "winograd"
     return direct_kernel((r, s), c * r * s)
 
