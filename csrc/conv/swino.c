@@ -95,13 +95,15 @@ static void layout(const cycnn_conv_geom *g, int m, ptrdiff_t *ntiles, int *tw, 
 {
     const ptrdiff_t th = (g->Ho + m - 1) / m;
     const int Cp = padded_channels(g->C);
-    int b = 65536 / (XI * Cp) / SUB_TILES * SUB_TILES;   /* V of a block: at most 256 KiB */
+    int b = 65536 / (XI * Cp);            /* tiles whose V fits 256 KiB */
     *tw = (g->Wo + m - 1) / m;
     *ntiles = th * *tw;
     *Hx = (th - 1) * m + 6;
     *Wx = (ptrdiff_t)(*tw - 1) * m + 6;
-    if (b > *ntiles)                      /* the whole image in one block */
+    if (b >= *ntiles)                     /* the whole image in one block: U read once */
         b = (int)((*ntiles + SUB_TILES - 1) / SUB_TILES * SUB_TILES);
+    else
+        b = b / SUB_TILES * SUB_TILES;
     *tb = b < SUB_TILES ? SUB_TILES : b;
 }
 
