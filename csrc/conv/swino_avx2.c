@@ -1,7 +1,8 @@
 /* swino_avx2.c -- AVX2 transforms of the Winograd convolution (driver, design and portable
  * twins in swino.c, contract in swino.h; tests compare the "avx2" and "generic" paths).
  *
- * gather: 8 columns x 8 channels at a time, loaded as 8 row pieces and transposed.
+ * gather: 8 columns x 8 channels at a time, loaded as 8 row pieces and transposed (the last
+ *      8 columns of a row overlap the previous 8 rather than going one by one).
  * in:  per tile and 8 channels: the 6x6 input vectors (unit stride in the HWC copy), then
  *      T = B^T d column by column and V = T B row by row, stored into V.
  * out: per tile and 8 filters: the 36 vectors of M, S = A^T M, Y = S A, stored pixel-major
@@ -39,7 +40,9 @@ void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptr
         }
         memset(d, 0, (size_t)(w0 * Cp) * sizeof(float));
         memset(d + w1 * Cp, 0, (size_t)((Wx - w1) * Cp) * sizeof(float));
-        for (w = w0; w + 8 <= w1; w += 8) {                 /* 8 columns x 8 channels */
+        for (w = w0; w < w1 && w1 - w0 >= 8; w += 8) {    /* 8 columns x 8 channels */
+            if (w + 8 > w1)                                 /* the last 8, overlapping */
+                w = w1 - 8;
             for (c = 0; c + 8 <= g->C; c += 8) {
                 __m256 r[8];
                 for (i = 0; i < 8; i++)
@@ -52,7 +55,7 @@ void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptr
                 for (int cc = c; cc < Cp; cc++)
                     d[(w + i) * Cp + cc] = cc < g->C ? src[cc * plane + w + i] : 0.0f;
         }
-        for (; w < w1; w++)                                 /* the last columns */
+        for (; w < w1; w++)                                 /* images narrower than 8 */
             for (c = 0; c < Cp; c++)
                 d[w * Cp + c] = c < g->C ? src[c * plane + w] : 0.0f;
     }
