@@ -140,6 +140,7 @@ def test_cli_cycnn_only_prints_the_table():
     out = run_inference("--nets", "mnist", "--batches", "1,2", "--seconds", "0.05",
                         "--rounds", "2", "--threads", "1", "--contenders", "cycnn")
     assert "mnist: 27.6 MFLOP per image" in out and "1 threads" in out
+    assert "taking turns in blocks of ~0.05 s" in out     # a tiny budget: short turns
     head, rows = table(out)
     assert head == ["batch", "cycnn predict"]
     assert sorted(rows) == [1, 2]

@@ -359,16 +359,16 @@ def run(nets=NETS, batches=(1, 16, 256), threads=2, rounds=7, seconds=1.0,
                         "rounds": {b: max(map(len, blocks[b].values()), default=0)
                                    for b in batches}}
         if names:
-            _table(net, med, ratio, batches, flops, threads, checks, out)
+            _table(net, med, ratio, batches, flops, threads, checks, min(TURN_S, seconds), out)
     return results
 
 
-def _table(net, med, ratio, batches, flops, threads, checks, out):
+def _table(net, med, ratio, batches, flops, threads, checks, turn, out):
     names = {"cycnn": "cycnn predict", "ort": "ONNX Runtime", "torch": "PyTorch eager"}
     cols = list(med)
     out("")
     out(f"{net}: {flops / 1e6:.1f} MFLOP per image, float32, {threads} threads, each contender "
-        f"in its own process, taking turns in blocks of ~{TURN_S:g} s, medians")
+        f"in its own process, taking turns in blocks of ~{turn:g} s, medians")
     head = "| batch | " + " | ".join(names[c] for c in cols)
     if ratio:
         head += " | cycnn / ORT time (median of paired per-round ratios)"
