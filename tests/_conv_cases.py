@@ -1,6 +1,7 @@
 """Shared pieces of the float32 convolution kernel tests (test_conv_igemm, test_conv_direct,
-test_conv_dw): the SIMD paths this CPU can run, one random case per geometry, the float32
-error bound against a float64 oracle, and the fixture that puts every switch back."""
+test_conv_dw, test_conv_winograd): the SIMD paths this CPU can run, one random case per
+geometry, the float32 error bound against a float64 oracle, the fixture that puts every switch
+back and the one that keeps Winograd off (for the tests of the other kernels)."""
 import numpy as np
 import pytest
 
@@ -37,7 +38,18 @@ def restore_switches():
     conv.simd_select("auto")
     conv.set_implicit_gemm(True)
     conv.set_direct_mode(1)
+    conv.set_winograd_mode(1)
     cycnn.set_num_threads(None)
+
+
+@pytest.fixture
+def no_winograd():
+    """The float32 forward pass and stride-1 dx stay on the kernels set_direct_mode picks (the
+    broadcast kernel, the implicit GEMM), never Winograd: for the tests of those kernels, whose
+    3x3 / 5x5 cases the default rule would otherwise send to Winograd."""
+    old = conv.set_winograd_mode(0)
+    yield
+    conv.set_winograd_mode(old)
 
 
 NAN_CASE = (2, 3, 14, 14, 20, 5, 5, 1, 2, 1)   # 5x5 'same'; x[1, 2, 6, 9] is set to NaN

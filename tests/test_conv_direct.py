@@ -10,7 +10,9 @@ from cycnn import _threads, ops, reference
 from cycnn._kernels import conv
 
 from _conv_cases import (NAN_CASE, SUPPORTED, assert_nan_stays_local, case, close,
-                         restore_switches)  # noqa: F401 (fixture)
+                         no_winograd, restore_switches)  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("no_winograd")   # these test the other kernels
 
 # (N, C, H, W, K, R, S, stride, padding, dilation): pixel counts not a multiple of the 6-pixel
 # tile, tiles across output rows (Wo < 6), K <= 8, 8 < K < 16, K past 16; more taps than one

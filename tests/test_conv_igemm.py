@@ -9,7 +9,9 @@ from cycnn import ops, reference
 from cycnn._kernels import conv
 
 from _conv_cases import (NAN_CASE, SUPPORTED, assert_nan_stays_local, case,
-                         restore_switches)  # noqa: F401 (fixture)
+                         no_winograd, restore_switches)  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("no_winograd")   # these test the other kernels
 
 # (N, C, H, W, K, R, S, stride, padding, dilation): odd sizes, Wo < tile, Wo = 1, C = 1,
 # padding larger than the reach of the filter (negative padding in the dx convolution),

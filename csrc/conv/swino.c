@@ -1,5 +1,8 @@
 /* swino.c -- Winograd convolution F(2x2, 5x5) / F(4x4, 3x3) of one image (contract: swino.h);
- * driver, filter transform and the portable twins of swino_avx2.c.
+ * driver, filter transform and the portable twins of swino_avx2.c. Callers: the inference
+ * plan (filters transformed once) and training's float32 forward pass and stride-1 dx
+ * (cycnn._kernels.conv: transformed per call, 16-filter panels in parallel; the transform of
+ * 128 x 128 3x3 filters takes about 1.2 ms on one core, 3% of that layer's forward pass).
  *
  * Design
  *   A stride-1 5x5 (3x3) convolution computes each 2x2 (4x4) block of outputs from the 6x6
@@ -50,41 +53,67 @@ size_t cycnn_swino_packed_floats(int K, int C)
     return (size_t)((K + 15) / 16) * cycnn_swino_panel_floats(C);
 }
 
-void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
+/* The filter transform of panels [p0, p1): for each panel and channel, the 16 filters' R x R
+ * taps side by side (zero past K), T = G g and U = T G^T in float64, 16 filters at a time
+ * (the loops over v vectorise; each store fills a whole 64-byte line of the panel). Every
+ * sum runs in the same order for every range, so the result does not depend on the split. */
+void cycnn_swino_pack_weights_panels(int K, int C, int R, const float *w, float *wp, int p0,
+                                     int p1)
 {
     const int Cp = padded_channels(C);
+    const size_t panel_floats = cycnn_swino_panel_floats(C);
     double G[6][5] = {{0}};
-    int i, j, a, b, k, c;
-    memset(wp, 0, cycnn_swino_packed_floats(K, C) * sizeof(float));
+    int i, j, a, b, c, p, v;
+    if (p1 <= p0)
+        return;
+    memset(wp + (ptrdiff_t)p0 * panel_floats, 0, (size_t)(p1 - p0) * panel_floats * sizeof(float));
     for (i = 0; i < 5; i++) {             /* G[i][a] = p_i^a / prod_{l != i} (p_i - p_l) */
-        double f = 1.0, p = 1.0;
+        double f = 1.0, pw = 1.0;
         for (j = 0; j < 5; j++)
             if (j != i)
                 f *= POINTS[i] - POINTS[j];
-        for (a = 0; a < R; a++, p *= POINTS[i])
-            G[i][a] = p / f;
+        for (a = 0; a < R; a++, pw *= POINTS[i])
+            G[i][a] = pw / f;
     }
     G[5][R - 1] = 1.0;                    /* the point at infinity */
-    for (k = 0; k < K; k++)
+    for (p = p0; p < p1; p++) {
+        const int nk = K - p * 16 < 16 ? K - p * 16 : 16;
+        float *panel = wp + (ptrdiff_t)p * panel_floats;
         for (c = 0; c < C; c++) {
-            const float *g = w + ((ptrdiff_t)k * C + c) * R * R;
-            float *panel = wp + (ptrdiff_t)(k / 16) * cycnn_swino_panel_floats(C);
-            double T[6][5];
+            double g[25][16], T[6][5][16];
+            for (a = 0; a < R * R; a++)
+                for (v = 0; v < 16; v++)
+                    g[a][v] = v < nk ? w[(((ptrdiff_t)p * 16 + v) * C + c) * R * R + a] : 0.0;
             for (i = 0; i < 6; i++)       /* T = G g */
                 for (b = 0; b < R; b++) {
-                    double s = 0.0;
+                    double s[16];
+                    for (v = 0; v < 16; v++)
+                        s[v] = 0.0;
                     for (a = 0; a < R; a++)
-                        s += G[i][a] * g[a * R + b];
-                    T[i][b] = s;
+                        for (v = 0; v < 16; v++)
+                            s[v] += G[i][a] * g[a * R + b][v];
+                    for (v = 0; v < 16; v++)
+                        T[i][b][v] = s[v];
                 }
             for (i = 0; i < 6; i++)       /* U = T G^T */
                 for (j = 0; j < 6; j++) {
-                    double s = 0.0;
+                    double s[16];
+                    float *u = panel + ((ptrdiff_t)(i * 6 + j) * Cp + c) * 16;
+                    for (v = 0; v < 16; v++)
+                        s[v] = 0.0;
                     for (b = 0; b < R; b++)
-                        s += T[i][b] * G[j][b];
-                    panel[((ptrdiff_t)(i * 6 + j) * Cp + c) * 16 + k % 16] = (float)s;
+                        for (v = 0; v < 16; v++)
+                            s[v] += T[i][b][v] * G[j][b];
+                    for (v = 0; v < 16; v++)
+                        u[v] = (float)s[v];
                 }
         }
+    }
+}
+
+void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
+{
+    cycnn_swino_pack_weights_panels(K, C, R, w, wp, 0, (K + 15) / 16);
 }
 
 #define SUB_TILES 12                       /* tiles per GEMM block: M is 27 KiB */

@@ -9,6 +9,9 @@
  *   1. cycnn_swino_pack_weights(): the K x C x R x R filters (contiguous) transformed into
  *      cycnn_swino_packed_floats(K, C) floats, once (an inference plan keeps them). Panels of 16
  *      filters, each 36 x Cp x 16 (Cp = C rounded up to 8; zero past K and C).
+      cycnn_swino_pack_weights_panels(): panels [p0, p1) only (of the same wp: panel p at
+      wp + p * cycnn_swino_panel_floats(C)), the same values: threads may pack disjoint ranges
+      (the training convolution packs per call, its filters change every step).
  *   2. per image: cycnn_swino() with the UNPADDED image x (C x H x W contiguous):
  *        y[k*ldy + oh*Wo + ow] = bias[k] + sum_{c,r,s} w[k,c,r,s] * x[c, oh - pt + r, ow - pl + s]
  *      (zero outside the image; then max(0, .) when relu, NaN kept) for k < g->K, oh < g->Ho,
@@ -33,6 +36,8 @@ int cycnn_swino_tile(const cycnn_conv_geom *g);
 size_t cycnn_swino_panel_floats(int C);
 size_t cycnn_swino_packed_floats(int K, int C);
 void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp);
+void cycnn_swino_pack_weights_panels(int K, int C, int R, const float *w, float *wp, int p0,
+                                     int p1);
 size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g);
 void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, const float *x,
                  const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws);

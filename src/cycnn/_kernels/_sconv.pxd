@@ -43,6 +43,8 @@ cdef extern from "conv/swino.h" nogil:
     size_t cycnn_swino_panel_floats(int C)
     size_t cycnn_swino_packed_floats(int K, int C)
     void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
+    void cycnn_swino_pack_weights_panels(int K, int C, int R, const float *w, float *wp,
+                                         int p0, int p1)
     size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
     void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, const float *x,
                      const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws)

@@ -9,11 +9,16 @@
 # float32 (the path that matters for speed) runs the forward pass and the stride-1 dx without
 # an im2col matrix: the filters are packed once per call and shared by the threads; each thread
 # copies its image into a zero-padded buffer, and the bias and an optional ReLU are fused into
-# the store. Two kernels (_use_direct picks): the broadcast kernel (csrc/conv/sconv_direct.c:
+# the store. Three kernels (_algo picks): the Winograd convolution (csrc/conv/swino.c,
+# F(2x2, 5x5) / F(4x4, 3x3): 3x3 filters from 8 input channels, 5x5 from 16, stride 1, no
+# dilation, at least as many images as threads -- winograd_applies, the rule the inference plan
+# shares; it reads the unpadded image, gathering it channels-last into its workspace, and its
+# filter transform, float64, runs per call over 16-filter panels in parallel); else the
+# broadcast kernel (csrc/conv/sconv_direct.c:
 # 6 pixels x 16 filters register tiles, the pixels' values broadcast straight from the padded
 # image, nothing packed per image) for every filter but 1x1, where the implicit GEMM
 # (csrc/conv/sconv_igemm.c: the GEMM's B panels packed from the padded image) measured faster.
-# dx for stride 1 is the same kernel run on dy
+# dx for stride 1 is the same kernels run on dy
 # with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
 # dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
 # _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there.) The float32 weight
@@ -34,7 +39,8 @@
 # taps between the threads instead, each running every image.)
 # A 1x1 convolution with stride 1 and no padding skips im2col: x[n] already is its col matrix.
 #
-# Memory: n_threads * (CRS*L or padded image, + workspace) (+ n_threads*(K*CRS + K) in
+# Memory: n_threads * (CRS*L or padded image, + workspace; Winograd: its workspace, the
+# channels-last image, the tile transforms and the output of one image) (+ n_threads*(K*CRS + K) in
 # backward) + the packed filters, kept per Python thread between calls, within the bounds of
 # cycnn._scratch. Inputs are const memoryviews (read-only arrays work); outputs are allocated by
 # cycnn.ops.
@@ -98,7 +104,9 @@ from cycnn._kernels._sconv cimport (
     cycnn_sconv_pack_weights, cycnn_sconv_padded_floats, cycnn_sconv_pad_image,
     cycnn_sconv_workspace_bytes, cycnn_sconv_igemm, cycnn_sconv_dw_workspace_bytes,
     cycnn_sconv_dw, cycnn_sconv_direct_packed_floats, cycnn_sconv_direct_pack_weights,
-    cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct)
+    cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct, cycnn_swino_tile,
+    cycnn_swino_packed_floats, cycnn_swino_pack_weights_panels, cycnn_swino_workspace_bytes,
+    cycnn_swino)
 
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
@@ -182,6 +190,68 @@ cdef class _Workspaces:
 cdef bint _implicit_gemm = True
 cdef int _DX_CONV_MIN_C = 16   # implicit dx from this many input channels on
 cdef int _direct_mode = 1      # 0: never the broadcast kernel, 1: where it measured faster, 2: always
+cdef int _winograd_mode = 1    # 0: never Winograd, 1: where winograd_applies, 2: every 3x3/5x5 s1
+
+cdef enum:                     # the kernel of a float32 forward / stride-1 dx convolution
+    ALGO_IGEMM = 0             # csrc/conv/sconv_igemm.c (padded copy per image)
+    ALGO_DIRECT = 1            # csrc/conv/sconv_direct.c (padded copy, or the image in place)
+    ALGO_WINOGRAD = 2          # csrc/conv/swino.c (the unpadded image, gathered channels-last)
+
+# Fewest input channels from which the Winograd kernel (csrc/conv/swino.c) beat the broadcast
+# kernel, by filter size (benchmarks/winograd_vs_direct.py, one core: 3x3 1.1x at 8 channels,
+# 5x5 1.0x at 8 and 1.5x at 16). The one rule for training (here) and the inference plan
+# (cycnn.models.plan.conv_kernel calls winograd_applies).
+WINOGRAD_MIN_CHANNELS = {3: 8, 5: 16}
+
+
+def winograd_applies(int C, int R, int S, int sh=1, int sw=1, int dh=1, int dw=1):
+    """True when a convolution with C input channels and R x S filters (strides sh, sw,
+    dilations dh, dw) goes to the Winograd kernel: 3x3 filters from 8 channels on, 5x5 from 16,
+    stride 1, no dilation (F(4x4, 3x3) / F(2x2, 5x5) of csrc/conv/swino.c), where it measured
+    faster than the broadcast kernel. The switches (set_winograd_mode here,
+    cycnn.models.plan.use_winograd for plans) are not consulted."""
+    return (R == S and R in WINOGRAD_MIN_CHANNELS and sh == 1 and sw == 1 and dh == 1
+            and dw == 1 and C >= WINOGRAD_MIN_CHANNELS[R])
+
+
+def set_winograd_mode(int mode):
+    """Tests and benchmarks: which float32 convolutions of cycnn.ops (forward, stride-1 dx) run
+    the Winograd kernel (csrc/conv/swino.c): 0 none (they keep the broadcast kernel / implicit
+    GEMM of set_direct_mode), 1 those winograd_applies accepts (the default), 2 every 3x3 or 5x5
+    stride-1 undilated one, any channel count. Either way only calls with at least as many
+    images as threads (fewer split each image by pixels on the other kernels). Inference plans
+    have their own switch, cycnn.models.plan.use_winograd. Returns the old mode."""
+    global _winograd_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"mode must be 0, 1 or 2, got {mode!r}")
+    old = _winograd_mode
+    _winograd_mode = mode
+    return old
+
+
+cdef int _last_algo = -1       # (3: a float32 dx by col2im)
+_ALGO_NAMES = {-1: None, ALGO_IGEMM: "igemm", ALGO_DIRECT: "direct", ALGO_WINOGRAD: "winograd",
+               3: "col2im"}
+
+
+def last_conv_kernel():
+    """'igemm', 'direct' or 'winograd': the kernel of this module's latest float32 forward or
+    dx convolution, 'col2im' when that was a dx by col2im (None before the first). For
+    tests."""
+    return _ALGO_NAMES[_last_algo]
+
+
+cdef int _algo(cycnn_conv_geom g, int N, int nt):
+    """The kernel of a float32 convolution of N images on nt threads with geometry g (C its
+    input channels: x's for the forward pass, dy's for dx): Winograd (set_winograd_mode), else
+    the broadcast kernel or the implicit GEMM (_use_direct)."""
+    global _last_algo
+    if (_winograd_mode != 0 and N >= nt and cycnn_swino_tile(&g) != 0 and
+            (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw))):
+        _last_algo = ALGO_WINOGRAD
+    else:
+        _last_algo = ALGO_DIRECT if _use_direct(g) else ALGO_IGEMM
+    return _last_algo
 
 
 def set_direct_mode(int mode):
@@ -230,19 +300,25 @@ cdef bint _unpadded(cycnn_conv_geom g) noexcept nogil:
 
 cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const float *src,
                    ptrdiff_t src_plane, int N, const float *bias, bint relu, float *dst,
-                   ptrdiff_t dst_plane, int nt, int region, bint direct=False):
-    """dst[n] (K x Ho*Wo) = conv(src[n]) for n < N via cycnn_sconv_igemm, wp the packed weights
-    (direct: via cycnn_sconv_direct, wp packed by cycnn_sconv_direct_pack_weights).
-    N >= nt: one image per thread at a time. N < nt: the images in turn, each split into nt
-    ranges of output pixels (multiples of 64), all threads reading one shared padded copy."""
+                   ptrdiff_t dst_plane, int nt, int region, int algo=ALGO_IGEMM):
+    """dst[n] (K x Ho*Wo) = conv(src[n]) for n < N on the kernel `algo` (_algo), wp the weights
+    packed for it (cycnn_sconv_pack_weights, cycnn_sconv_direct_pack_weights or
+    cycnn_swino_pack_weights). N >= nt: one image per thread at a time. N < nt (not Winograd):
+    the images in turn, each split into nt ranges of output pixels (multiples of 64), all
+    threads reading one shared padded copy."""
     cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo
-    # (the broadcast kernel reads nothing past the taps: an unpadded image is used in place)
-    cdef bint in_place = direct and _unpadded(g)
+    cdef bint direct = algo == ALGO_DIRECT
+    cdef bint wino = algo == ALGO_WINOGRAD
+    # (the broadcast kernel reads nothing past the taps: an unpadded image is used in place;
+    # Winograd always reads the unpadded image, gathering it into its workspace)
+    cdef bint in_place = wino or (direct and _unpadded(g))
     cdef size_t padded = 1 if in_place else cycnn_sconv_padded_floats(cfg, &g)
     cdef int npad = nt if N >= nt else 1
     cdef float[:, ::1] xp = _scratch("sconv-padded", (npad, padded), np.float32)
-    cdef _Workspaces ws = _Workspaces(nt, cycnn_sconv_direct_workspace_bytes(&g) if direct
-                                      else cycnn_sconv_workspace_bytes(cfg), "sconv-workspaces")
+    cdef _Workspaces ws = _Workspaces(
+        nt, cycnn_swino_workspace_bytes(&g) if wino else
+        cycnn_sconv_direct_workspace_bytes(&g) if direct else cycnn_sconv_workspace_bytes(cfg),
+        "sconv-workspaces")
     cdef int n, t, tid
     cdef ptrdiff_t chunk, l0, l1
     cdef const float *xn
@@ -254,6 +330,10 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
             if tid == 0:
                 cycnn_note_team(region)
             for n in prange(N, schedule='static'):
+                if wino:
+                    cycnn_swino(cfg, &g, wp, src + n * src_plane, bias, relu,
+                                dst + n * dst_plane, L, ws.get(tid))
+                    continue
                 if in_place:
                     cycnn_sconv_direct(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
                                        dst + n * dst_plane, L, ws.get(tid))
@@ -266,6 +346,7 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                     cycnn_sconv_igemm(cfg, &g, wp, &xp[tid, 0], 0, L, bias, relu,
                                       dst + n * dst_plane, L, ws.get(tid))
         return
+    assert not wino, "_algo gives Winograd only calls with N >= threads"
     chunk = ((L + nt - 1) // nt + 63) // 64 * 64
     for n in range(N):
         xn = src + n * src_plane
@@ -296,20 +377,44 @@ cdef _sconv_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     cdef ptrdiff_t CRS = <ptrdiff_t>C * R * S
     cdef const void *cfg = cycnn_sconv_config()
     cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, pt, pl, dh, dw, Ho, Wo)
-    cdef bint direct = _use_direct(g)
-    cdef float[::1] wp = _scratch("sconv-weights",
-                                  (max(1, cycnn_sconv_direct_packed_floats(K, CRS) if direct
-                                       else cycnn_sconv_packed_weights_floats(cfg, K, CRS)),),
+    cdef int nt = max(1, n_threads)
+    cdef int algo = _algo(g, N, nt)
+    cdef float[::1] wp = _scratch("sconv-weights", (max(1, _packed_floats(cfg, algo, K, C, CRS)),),
                                   np.float32)
     if N == 0 or K == 0:
         return
-    if CRS > 0 and direct:
-        cycnn_sconv_direct_pack_weights(K, CRS, &w[0, 0, 0, 0], &wp[0])
-    elif CRS > 0:
-        cycnn_sconv_pack_weights(cfg, K, CRS, &w[0, 0, 0, 0], CRS, 1, &wp[0])
+    if CRS > 0:
+        _pack(cfg, algo, K, C, R, CRS, &w[0, 0, 0, 0], &wp[0], nt)
     _sconv_images(cfg, g, &wp[0], &x[0, 0, 0, 0] if x.size else NULL, <ptrdiff_t>C * H * W, N,
-                  bias, relu, &y[0, 0, 0, 0], <ptrdiff_t>K * Ho * Wo,
-                  max(1, n_threads), REGION_FORWARD, direct)
+                  bias, relu, &y[0, 0, 0, 0], <ptrdiff_t>K * Ho * Wo, nt, REGION_FORWARD, algo)
+
+
+cdef size_t _packed_floats(const void *cfg, int algo, int K, int C, ptrdiff_t CRS):
+    """Floats of K filters of C x R x S (CRS taps) packed for the kernel algo."""
+    if algo == ALGO_WINOGRAD:
+        return cycnn_swino_packed_floats(K, C)
+    if algo == ALGO_DIRECT:
+        return cycnn_sconv_direct_packed_floats(K, CRS)
+    return cycnn_sconv_packed_weights_floats(cfg, K, CRS)
+
+
+cdef void _pack(const void *cfg, int algo, int K, int C, int R, ptrdiff_t CRS, const float *w,
+                float *wp, int nt) noexcept nogil:
+    """The K x C x R x S filters w (contiguous) packed into wp for the kernel algo. Winograd's
+    filter transform (float64, 36 x R outputs per tap row) costs enough to share out: its
+    16-filter panels are packed in parallel (measured 7.4 ms serially for 128 x 128 x 3 x 3
+    before its loops ran 16 filters at a time)."""
+    cdef int p, P = (K + 15) // 16
+    if algo == ALGO_WINOGRAD:
+        if nt > 1 and P > 1:
+            for p in prange(P, num_threads=min(nt, P), schedule='static'):
+                cycnn_swino_pack_weights_panels(K, C, R, w, wp, p, p + 1)
+        else:
+            cycnn_swino_pack_weights_panels(K, C, R, w, wp, 0, P)
+    elif algo == ALGO_DIRECT:
+        cycnn_sconv_direct_pack_weights(K, CRS, w, wp)
+    else:
+        cycnn_sconv_pack_weights(cfg, K, CRS, w, CRS, 1, wp)
 
 
 cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w,
@@ -325,10 +430,9 @@ cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
     cdef cycnn_conv_geom g = _geom(K, Ho, Wo, C, R, S, 1, 1, dh * (R - 1) - pt,
                                    dw * (S - 1) - pl, dh, dw, H, W)
     cdef float[:, :, :, ::1] wt = _scratch("sconv-flipped", (C, K, R, S), np.float32)
-    cdef bint direct = _use_direct(g)
-    cdef float[::1] wp = _scratch("sconv-weights",
-                                  (max(1, cycnn_sconv_direct_packed_floats(C, KRS) if direct
-                                       else cycnn_sconv_packed_weights_floats(cfg, C, KRS)),),
+    cdef int nt = max(1, n_threads)
+    cdef int algo = _algo(g, N, nt)
+    cdef float[::1] wp = _scratch("sconv-weights", (max(1, _packed_floats(cfg, algo, C, K, KRS)),),
                                   np.float32)
     cdef int k, c, r, s
     if N == 0 or C == 0:
@@ -342,13 +446,9 @@ cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
                 for r in range(R):
                     for s in range(S):
                         wt[c, k, r, s] = w[k, c, R - 1 - r, S - 1 - s]
-        if direct:
-            cycnn_sconv_direct_pack_weights(C, KRS, &wt[0, 0, 0, 0], &wp[0])
-        else:
-            cycnn_sconv_pack_weights(cfg, C, KRS, &wt[0, 0, 0, 0], KRS, 1, &wp[0])
+        _pack(cfg, algo, C, K, R, KRS, &wt[0, 0, 0, 0], &wp[0], nt)
     _sconv_images(cfg, g, &wp[0], &dy[0, 0, 0, 0], K * <ptrdiff_t>Ho * Wo, N, NULL, False,
-                  &dx[0, 0, 0, 0], <ptrdiff_t>C * H * W,
-                  max(1, n_threads), REGION_BACKWARD, direct)
+                  &dx[0, 0, 0, 0], <ptrdiff_t>C * H * W, nt, REGION_BACKWARD, algo)
 
 
 cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
@@ -573,6 +673,9 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef bint dx_col2im = compute_dx and not dx_conv
     # float32 dw and db without the im2col matrix (csrc/conv/sconv_dw.c)
     cdef bint dw_direct = floating is float and _implicit_gemm and need_dw
+    global _last_algo
+    if floating is float and dx_col2im:
+        _last_algo = 3
     if compute_dx and dx_conv and N > 0:
         if floating is float:
             _sconv_backward_data(dy, w, dx, pt, pl, dh, dw_, n_threads)

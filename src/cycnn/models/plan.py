@@ -50,9 +50,9 @@ _F32 = np.dtype(np.float32)
 
 
 WINOGRAD = True    # 5x5 / 3x3 stride-1 convolutions on the Winograd kernel (use_winograd)
-# fewest input channels for which Winograd beat the direct kernel (benchmarks/
-# winograd_vs_direct.py, one core: 3x3 1.1x at 8 channels, 5x5 1.0x at 8 and 1.5x at 16)
-WINOGRAD_MIN_CHANNELS = {3: 8, 5: 16}
+# fewest input channels for which Winograd beat the direct kernel, by filter size: the rule
+# lives in the conv kernels module (winograd_applies), shared with training's convolutions
+WINOGRAD_MIN_CHANNELS = _conv_kernels.WINOGRAD_MIN_CHANNELS
 
 
 def use_winograd(flag=True):
@@ -68,11 +68,12 @@ def use_winograd(flag=True):
 def conv_kernel(kernel_shape, stride=(1, 1), dilation=(1, 1)):
     """The kernel a Conv2D with filters of ``kernel_shape`` (K, C, R, S) runs on: 'winograd'
     (csrc/conv/swino.c: F(2x2, 5x5) / F(4x4, 3x3)) for 5x5 and 3x3 filters at stride 1 with
-    no dilation and at least WINOGRAD_MIN_CHANNELS[R] input channels, when WINOGRAD is on; else
-    :func:`direct_kernel`."""
+    no dilation and at least WINOGRAD_MIN_CHANNELS[R] input channels (the rule training's
+    convolutions follow too: cycnn._kernels.conv.winograd_applies), when WINOGRAD is on; else
+    :func:`direct_kernel`. (use_winograd switches plans only; training's convolutions have
+    cycnn._kernels.conv.set_winograd_mode.)"""
     _, c, r, s = kernel_shape
-    if (WINOGRAD and r == s and r in (3, 5) and tuple(stride) == (1, 1) and
-            tuple(dilation) == (1, 1) and c >= WINOGRAD_MIN_CHANNELS[r]):
+    if WINOGRAD and _conv_kernels.winograd_applies(c, r, s, *stride, *dilation):
         return "winograd"
     return direct_kernel((r, s), c * r * s)
 
