@@ -112,7 +112,8 @@ def test_mode_0_and_the_rule_keep_other_convolutions_off_winograd():
                  (2, 16, 9, 9, 8, 3, 3, 2, 1, 1),       # stride 2
                  (2, 16, 9, 9, 8, 3, 3, 1, 2, 2),       # dilation 2
                  (2, 16, 9, 9, 8, 3, 5, 1, 1, 1),       # 3x5
-                 (2, 16, 9, 9, 8, 7, 7, 1, 3, 1)]:      # 7x7
+                 (2, 16, 9, 9, 8, 7, 7, 1, 3, 1),       # 7x7
+                 (1, 8, 64, 64, 512, 3, 3, 1, 1, 1)]:   # workspace (output-sized) > im2col's
         x, wt, b, kw = case(geom)
         ops.conv2d(x, wt, b, **kw)
         assert conv.last_conv_kernel() == "direct", geom

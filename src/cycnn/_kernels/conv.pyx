@@ -244,10 +244,15 @@ def last_conv_kernel():
 cdef int _algo(cycnn_conv_geom g, int N, int nt):
     """The kernel of a float32 convolution of N images on nt threads with geometry g (C its
     input channels: x's for the forward pass, dy's for dx): Winograd (set_winograd_mode), else
-    the broadcast kernel or the implicit GEMM (_use_direct)."""
+    the broadcast kernel or the implicit GEMM (_use_direct). Winograd also needs its per-thread
+    workspace (about one channels-last input and one output image) within the im2col-sized
+    scratch cycnn.ops checked before the call (C*R*S*Ho*Wo floats, + 1 MiB for the tile
+    transforms): many filters over few channels (e.g. 8 -> 512, 3x3) keep the broadcast kernel."""
     global _last_algo
-    if (_winograd_mode != 0 and N >= nt and cycnn_swino_tile(&g) != 0 and
-            (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw))):
+    if (_winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
+            (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw)) and
+            cycnn_swino_workspace_bytes(&g) <=
+            <size_t>g.C * g.R * g.S * g.Ho * g.Wo * sizeof(float) + (1 << 20)):
         _last_algo = ALGO_WINOGRAD
     else:
         _last_algo = ALGO_DIRECT if _use_direct(g) else ALGO_IGEMM
