@@ -21,9 +21,17 @@ from _conv_cases import SUPPORTED, case, close, restore_switches  # noqa: F401 (
 
 WINO_RTOL = 5e-6
 
-# (N, C, H, W, K, R, S, stride, padding, dilation), all Winograd-eligible at the default rule
-# for the forward pass (3x3 from 8 input channels, 5x5 from 16) and, where dy has enough
-# channels (K) and x at least 16 (the dx-as-convolution threshold), for dx too.
+
+@pytest.fixture(autouse=True)
+def winograd_everywhere():
+    """Winograd mode 2: every 3x3 / 5x5 stride-1 convolution with N >= threads, whatever its
+    channel and pixel counts, so that small cases test the kernel (restore_switches puts mode 1
+    back; the tests of the default rule set it themselves)."""
+    conv.set_winograd_mode(2)
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation); dx runs Winograd where x has at least 16
+# channels (below that, dx is col2im).
 GEOMETRIES = [
     (2, 32, 14, 14, 64, 5, 5, 1, 2, 1),         # lenet-c2 ('same'): 7x7 blocks of 2x2
     (3, 16, 9, 11, 17, 5, 5, 1, 0, 1),          # 'valid', odd 5x7 outputs; K 17: 2 panels
@@ -58,12 +66,14 @@ def _dy(x, wt, kw, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def _expected_kernels(geom, rule=conv.winograd_applies):
-    """(forward, dx) kernels the rule gives (dx 'winograd' needs dy's K channels over the
-    threshold, and x's C >= 16: below that dx is col2im)."""
-    n, c, h, w, k, r = geom[:6]
-    fwd = "winograd" if rule(c, r, r) else "direct"
-    return fwd, ("winograd" if rule(k, r, r) else "direct") if c >= 16 else "col2im"
+def _expected_kernels(c, k, r, pixels_y, pixels_x, rule):
+    """(forward, dx) kernels `rule` gives (dx's input channels are dy's K, its pixels x's; dx
+    needs x's C >= 16 to be a convolution: below that it is col2im)."""
+    fwd = "winograd" if rule(c, r, r, pixels=pixels_y) else "direct"
+    dx = "winograd" if rule(k, r, r, pixels=pixels_x) else "direct"
+    return fwd, dx if c >= 16 else "col2im"
+
+
 
 
 @pytest.mark.parametrize("path", SUPPORTED)
@@ -75,8 +85,7 @@ def test_matches_reference_and_generic(path, geom):
     cycnn.set_num_threads(1)
     conv.simd_select("generic")
     generic, kernels = _run(x, wt, b, kw, dy)
-    assert kernels == _expected_kernels(geom)
-    assert kernels[0] == "winograd"
+    assert kernels == ("winograd", "winograd" if geom[1] >= 16 else "col2im")
     conv.simd_select(path)
     got, _ = _run(x, wt, b, kw, dy)
     for name, g, gen, exp in zip(("y", "dx"), got, generic, want):
@@ -93,13 +102,13 @@ def test_mode_2_runs_few_channels_too(geom):
     dy = _dy(x, wt, kw, 4)
     conv.set_winograd_mode(2)
     got, kernels = _run(x, wt, b, kw, dy)
-    assert kernels == _expected_kernels(geom, rule=lambda c, r, s: True)
+    assert kernels == ("winograd", "winograd" if geom[1] >= 16 else "col2im")
     for name, g, exp in zip(("y", "dx"), got, _want(x, wt, b, kw, dy)):
         close(g, exp, f"{name} mode 2", WINO_RTOL)
 
 
 def test_mode_0_and_the_rule_keep_other_convolutions_off_winograd():
-    x, wt, b, kw = case((2, 32, 10, 10, 24, 5, 5, 1, 2, 1), seed=5)
+    x, wt, b, kw = case((8, 32, 10, 10, 24, 5, 5, 1, 2, 1), seed=5)
     dy = _dy(x, wt, kw, 6)
     want = _want(x, wt, b, kw, dy)
     conv.set_winograd_mode(0)
@@ -121,6 +130,35 @@ def test_mode_0_and_the_rule_keep_other_convolutions_off_winograd():
         conv.set_winograd_mode(3)
 
 
+# (N, C, H, W, K, R): the default rule on channels (forward: C, dx: K) and on the call's output
+# pixels (N*Ho*Wo, 'same' padding: N*H*W), at and just below each threshold
+RULE_CASES = [
+    (3, 16, 16, 16, 16, 3),     # 768 pixels, 16 channels each way: Winograd both
+    (2, 16, 16, 16, 16, 3),     # 512 pixels: the filter transform would not pay
+    (4, 32, 14, 14, 32, 5),     # 784 pixels: both
+    (2, 32, 14, 14, 32, 5),     # 392
+    (1, 8, 28, 28, 8, 3),       # 8 channels for 3x3 (dx col2im: x has 8 channels)
+    (1, 7, 28, 28, 8, 3),       # 7
+    (4, 15, 14, 14, 16, 5),     # 15 channels for 5x5: forward direct (dx col2im)
+    (4, 16, 14, 14, 15, 5),     # forward Winograd, dx from dy's 15 channels direct
+]
+
+
+@pytest.mark.parametrize("geom", RULE_CASES, ids=lambda g: "x".join(map(str, g)))
+def test_default_rule_counts_channels_and_pixels(geom):
+    n, c, h, w, k, r = geom
+    x, wt, b, kw = case((n, c, h, w, k, r, r, 1, "same", 1), seed=14)
+    dy = _dy(x, wt, kw, 15)
+    conv.set_winograd_mode(1)
+    cycnn.set_num_threads(1)
+    got, kernels = _run(x, wt, b, kw, dy)
+    px = n * h * w
+    assert kernels == _expected_kernels(c, k, r, px, px, conv.winograd_applies)
+    for name, g, exp in zip(("y", "dx"), got, _want(x, wt, b, kw, dy)):
+        close(g, exp, f"{name} default rule", WINO_RTOL)
+    assert ("winograd" in kernels) == (RULE_CASES.index(geom) in (0, 2, 4, 7))
+
+
 def test_plan_and_training_share_the_rule():
     for c in (1, 7, 8, 15, 16, 64):
         for r, s in ((3, 3), (5, 5), (3, 5), (7, 7), (1, 1)):
@@ -130,6 +168,9 @@ def test_plan_and_training_share_the_rule():
                 assert (kind == "winograd") == applies, (c, r, s, stride, dil)
                 assert applies == (r == s and r in (3, 5) and stride == (1, 1) and
                                    dil == (1, 1) and c >= {3: 8, 5: 16}[r])
+                for px in (767, 768):
+                    assert conv.winograd_applies(c, r, s, *stride, *dil, pixels=px) == \
+                        (applies and px >= 768)
 
 
 @pytest.mark.parametrize("path", SUPPORTED)

@@ -202,25 +202,38 @@ cdef enum:                     # the kernel of a float32 forward / stride-1 dx c
 # 5x5 1.0x at 8 and 1.5x at 16). The one rule for training (here) and the inference plan
 # (cycnn.models.plan.conv_kernel calls winograd_applies).
 WINOGRAD_MIN_CHANNELS = {3: 8, 5: 16}
+# Fewest output pixels (images x Ho x Wo) of a call that transforms its filters itself (training:
+# they change every step) for Winograd to pay for that transform. One core, forward, Winograd
+# over the broadcast kernel at 392 / 512 / 784 / 1024 pixels: lenet-c2 (32 -> 64, 5x5, 14x14)
+# 0.9-1.06x at 2 images, 1.23-1.28x at 4; 64 -> 128 3x3 on 8x8 0.4x / 1.0x at 8 images / 1.4x at
+# 16; 16 -> 32 5x5 7x7 0.86x at 8 images, 1.01x at 16; vgg-3x3 1.23-1.26x at 1 image.
+WINOGRAD_MIN_PIXELS = 768
 
 
-def winograd_applies(int C, int R, int S, int sh=1, int sw=1, int dh=1, int dw=1):
+def winograd_applies(int C, int R, int S, int sh=1, int sw=1, int dh=1, int dw=1,
+                     pixels=None):
     """True when a convolution with C input channels and R x S filters (strides sh, sw,
     dilations dh, dw) goes to the Winograd kernel: 3x3 filters from 8 channels on, 5x5 from 16,
     stride 1, no dilation (F(4x4, 3x3) / F(2x2, 5x5) of csrc/conv/swino.c), where it measured
-    faster than the broadcast kernel. The switches (set_winograd_mode here,
-    cycnn.models.plan.use_winograd for plans) are not consulted."""
+    faster than the broadcast kernel. ``pixels``: for a call that transforms its filters itself
+    (training's convolutions), its output pixels over all images, at least WINOGRAD_MIN_PIXELS;
+    None (an inference plan, which transforms them once) skips that condition. The switches
+    (set_winograd_mode here, cycnn.models.plan.use_winograd for plans) are not consulted."""
     return (R == S and R in WINOGRAD_MIN_CHANNELS and sh == 1 and sw == 1 and dh == 1
-            and dw == 1 and C >= WINOGRAD_MIN_CHANNELS[R])
+            and dw == 1 and C >= WINOGRAD_MIN_CHANNELS[R]
+            and (pixels is None or pixels >= WINOGRAD_MIN_PIXELS))
 
 
 def set_winograd_mode(int mode):
     """Tests and benchmarks: which float32 convolutions of cycnn.ops (forward, stride-1 dx) run
     the Winograd kernel (csrc/conv/swino.c): 0 none (they keep the broadcast kernel / implicit
     GEMM of set_direct_mode), 1 those winograd_applies accepts (the default), 2 every 3x3 or 5x5
-    stride-1 undilated one, any channel count. Either way only calls with at least as many
-    images as threads (fewer split each image by pixels on the other kernels). Inference plans
-    have their own switch, cycnn.models.plan.use_winograd. Returns the old mode."""
+    stride-1 undilated one, any channel and pixel count. Either way only calls with at least
+    as many images as threads (fewer split each image by pixels on the other kernels: a split
+    by 16-filter panels, one thread's share timed on one core, came to 0.6x the pixel split
+    for lenet-c2 at one image on 2 threads -- the per-call filter transform dominates -- and
+    1.1-1.2x for cifar-3x3 and vgg-3x3). Inference plans have their own switch,
+    cycnn.models.plan.use_winograd. Returns the old mode."""
     global _winograd_mode
     if mode not in (0, 1, 2):
         raise ValueError(f"mode must be 0, 1 or 2, got {mode!r}")
@@ -244,13 +257,16 @@ def last_conv_kernel():
 cdef int _algo(cycnn_conv_geom g, int N, int nt):
     """The kernel of a float32 convolution of N images on nt threads with geometry g (C its
     input channels: x's for the forward pass, dy's for dx): Winograd (set_winograd_mode), else
-    the broadcast kernel or the implicit GEMM (_use_direct). Winograd also needs its per-thread
-    workspace (about one channels-last input and one output image) within the im2col-sized
-    scratch cycnn.ops checked before the call (C*R*S*Ho*Wo floats, + 1 MiB for the tile
-    transforms): many filters over few channels (e.g. 8 -> 512, 3x3) keep the broadcast kernel."""
+    the broadcast kernel or the implicit GEMM (_use_direct). Mode 1 asks winograd_applies, with
+    the call's N*Ho*Wo output pixels; mode 2 (tests) any channel and pixel count. Winograd also
+    needs its per-thread workspace (about one channels-last input and one output image) within
+    the im2col-sized scratch cycnn.ops checked before the call (C*R*S*Ho*Wo floats, + 1 MiB
+    for the tile transforms): many filters over few channels (e.g. 8 -> 512, 3x3) keep the
+    broadcast kernel."""
     global _last_algo
     if (_winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
-            (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw)) and
+            (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw,
+                                                     <ptrdiff_t>N * g.Ho * g.Wo)) and
             cycnn_swino_workspace_bytes(&g) <=
             <size_t>g.C * g.R * g.S * g.Ho * g.Wo * sizeof(float) + (1 << 20)):
         _last_algo = ALGO_WINOGRAD
