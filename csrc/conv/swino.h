@@ -42,6 +42,20 @@ size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g);
 void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, const float *x,
                  const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws);
 
+/* Weight gradient (training; design in swino.c): for each image, cycnn_swino_dw() adds its
+ * share, in the transform domain, to acc (cycnn_swino_dw_acc_floats(K, C) floats, 32-byte
+ * aligned, zeroed by the caller before the first image; threads keep their own acc); x the
+ * image (C x H x W), dy its gradient (K x Ho x Wo), ws cycnn_swino_dw_workspace_bytes(g) bytes
+ * (64-byte aligned). Then cycnn_swino_dw_finish() sums nacc accumulators acc_stride floats
+ * apart, in order, and writes dw (K x C x R x R) = sum over images and pixels of
+ * dy[k, oh, ow] * x[c, oh - pt + r, ow - pl + s]. */
+size_t cycnn_swino_dw_acc_floats(int K, int C);
+size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g);
+void cycnn_swino_dw(const void *cfg, const cycnn_conv_geom *g, const float *x, const float *dy,
+                    float *acc, void *ws);
+void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_stride,
+                           int nacc, float *dw);
+
 /* ---- internal: the transform matrices for the points 0, 1, -1, 2, -1/2 and infinity (swino.c
  * derives G from the points when it packs the filters), and the transforms. */
 static const float CYCNN_SWINO_BT[6][6] = {      /* B^T, the same for both filter sizes */
@@ -52,6 +66,14 @@ static const float CYCNN_SWINO_AT2[2][6] = {     /* A^T of F(2x2, 5x5): row a = 
 static const float CYCNN_SWINO_AT4[4][6] = {     /* A^T of F(4x4, 3x3) */
     {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -0.5f, 0}, {0, 1, 1, 4, 0.25f, 0},
     {0, 1, -1, 8, -0.125f, 1}};
+
+static const float CYCNN_SWINO_GD2[6][2] = {     /* G_m of the weight gradient: dy's 2x2 tiles */
+    {1, 0}, {-1.0f / 3, -1.0f / 3}, {1.0f / 3, -1.0f / 3}, {1.0f / 15, 2.0f / 15},
+    {-16.0f / 15, 8.0f / 15}, {0, 1}};
+static const float CYCNN_SWINO_GD4[6][4] = {     /* and its 4x4 tiles */
+    {1, 0, 0, 0}, {-1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3},
+    {1.0f / 3, -1.0f / 3, 1.0f / 3, -1.0f / 3}, {1.0f / 15, 2.0f / 15, 4.0f / 15, 8.0f / 15},
+    {-16.0f / 15, 8.0f / 15, -4.0f / 15, 2.0f / 15}, {0, 0, 0, 1}};
 
 /* ---- internal: the transforms (portable in swino.c, AVX2 in swino_avx2.c).
  * gather: xt[(h * Wx + w) * Cp + c] = x[c, h - pt, w - pl] for h < Hx, w < Wx (g's pt, pl,
@@ -66,6 +88,10 @@ void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptr
                              const float *x, float *xt);
 void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
                          int nt, int tb, float *V);
+/* dyt: Udy[(xi * tb + t) * 16 + v] = (G_m g G_m^T)[xi] for filters k0 + v of tiles t < nt
+ *      (tile t0 + t), g the m x m tile of dyt (channels-last, Kp channels, rows Wd wide). */
+void cycnn_swino_dyt_avx2(const float *dyt, ptrdiff_t Wd, int Kp, int m, int tw, ptrdiff_t t0,
+                          int nt, int tb, int k0, float *Udy);
 void cycnn_swino_out_avx2(const float *M, int tb, int nt, int m, ptrdiff_t t0, int tw, int Ho,
                           int Wo, float *Z);
 

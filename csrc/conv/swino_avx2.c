@@ -7,8 +7,11 @@
  *      T = B^T d column by column and V = T B row by row, stored into V.
  * out: per tile and 8 filters: the 36 vectors of M, S = A^T M, Y = S A, stored pixel-major
  *      into Z (bias and ReLU come with the store into y).
- * Each sum is comb(): the non-zero coefficients of a constant row in order, the first a
- * multiply, the rest FMAs; the loops unroll at compile time so the zero terms vanish.
+ * dyt: per tile and 8 filters (weight gradient): the m x m vectors of dy, T = G_m g, then
+ *      U = T G_m^T, stored into the block's Udy.
+ * Each sum is comb() (dyt: the same rule inline): the non-zero coefficients of a constant
+ * row in order, the first a multiply, the rest FMAs; the loops unroll at compile time so the
+ * zero terms vanish.
  * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2.
  */
 #include <stddef.h>
@@ -135,6 +138,64 @@ void cycnn_swino_out_avx2(const float *M, int tb, int nt, int m, ptrdiff_t t0, i
                 out_tile(2, CYCNN_SWINO_AT2, M, tb, t, ty, tx, h, Ho, Wo, Z);
             else
                 out_tile(4, CYCNN_SWINO_AT4, M, tb, t, ty, tx, h, Ho, Wo, Z);
+        }
+    }
+}
+
+ALWAYS_INLINE void dyt_tile(const int m, const float *G, const float *base, ptrdiff_t Wd,
+                            int Kp, float *Udy, int tb, int t)
+{
+    __m256 g[4][4], T[6][4];
+    int i, j, a, b;
+#pragma GCC unroll 4
+    for (a = 0; a < m; a++)
+#pragma GCC unroll 4
+        for (b = 0; b < m; b++)
+            g[a][b] = _mm256_loadu_ps(base + (a * Wd + b) * Kp);
+#pragma GCC unroll 6
+    for (i = 0; i < 6; i++)                           /* T = G g */
+#pragma GCC unroll 4
+        for (b = 0; b < m; b++) {
+            __m256 s = _mm256_setzero_ps();
+            int first = 1;
+#pragma GCC unroll 4
+            for (a = 0; a < m; a++)
+                if (G[i * m + a] != 0.0f) {
+                    const __m256 c = _mm256_set1_ps(G[i * m + a]);
+                    s = first ? _mm256_mul_ps(c, g[a][b]) : _mm256_fmadd_ps(c, g[a][b], s);
+                    first = 0;
+                }
+            T[i][b] = s;
+        }
+#pragma GCC unroll 6
+    for (i = 0; i < 6; i++)                           /* U = T G^T */
+#pragma GCC unroll 6
+        for (j = 0; j < 6; j++) {
+            __m256 s = _mm256_setzero_ps();
+            int first = 1;
+#pragma GCC unroll 4
+            for (b = 0; b < m; b++)
+                if (G[j * m + b] != 0.0f) {
+                    const __m256 c = _mm256_set1_ps(G[j * m + b]);
+                    s = first ? _mm256_mul_ps(c, T[i][b]) : _mm256_fmadd_ps(c, T[i][b], s);
+                    first = 0;
+                }
+            _mm256_store_ps(Udy + ((ptrdiff_t)(i * 6 + j) * tb + t) * 16, s);
+        }
+}
+
+void cycnn_swino_dyt_avx2(const float *dyt, ptrdiff_t Wd, int Kp, int m, int tw, ptrdiff_t t0,
+                          int nt, int tb, int k0, float *Udy)
+{
+    int t, h;
+    for (t = 0; t < nt; t++) {
+        const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        const float *base = dyt + (ty * m * Wd + tx * m) * Kp + k0;
+        for (h = 0; h < 16; h += 8) {
+            if (m == 2)
+                dyt_tile(2, &CYCNN_SWINO_GD2[0][0], base + h, Wd, Kp, Udy + h, tb, t);
+            else
+                dyt_tile(4, &CYCNN_SWINO_GD4[0][0], base + h, Wd, Kp, Udy + h, tb, t);
         }
     }
 }
