@@ -57,6 +57,7 @@ def main():
             "backward (dx, dw, db)": lambda: ops.conv2d_backward(dy, x, wt, padding=pad),
             "dx only": lambda: conv.conv2d_backward(dy, x, wt, dx, None, None, 1, 1, pad, pad,
                                                     1, 1, args.threads, need_dw=False),
+            "dw, db only": lambda: ops.conv2d_backward(dy, x, wt, padding=pad, compute_dx=False),
         }
         for pname, fn in passes.items():
             times = {0: [], 1: []}

@@ -44,9 +44,10 @@ def restore_switches():
 
 @pytest.fixture
 def no_winograd():
-    """The float32 forward pass and stride-1 dx stay on the kernels set_direct_mode picks (the
-    broadcast kernel, the implicit GEMM), never Winograd: for the tests of those kernels, whose
-    3x3 / 5x5 cases the default rule would otherwise send to Winograd."""
+    """The float32 forward pass, stride-1 dx and weight gradient stay on the kernels
+    set_direct_mode picks (the broadcast kernel, the implicit GEMM, sconv_dw), never Winograd:
+    for the tests of those kernels, whose 3x3 / 5x5 cases the default rule would otherwise send
+    to Winograd."""
     old = conv.set_winograd_mode(0)
     yield
     conv.set_winograd_mode(old)

@@ -8,7 +8,10 @@ import cycnn
 from cycnn import _threads, ops, reference
 from cycnn._kernels import conv
 
-from _conv_cases import SUPPORTED, case, close, restore_switches  # noqa: F401 (fixture)
+from _conv_cases import (SUPPORTED, case, close,  # noqa: F401 (fixtures)
+                         no_winograd, restore_switches)
+
+pytestmark = pytest.mark.usefixtures("no_winograd")   # these test sconv_dw, not Winograd's dw
 
 # (N, C, H, W, K, R, S, stride, padding, dilation). C*R*S and K sweep the tile edges: taps not a
 # multiple of 6 (groups of 1..6), K < 8 (8-wide panel), 8 < K < 16 (zero-padded panel), K past

@@ -48,3 +48,9 @@ cdef extern from "conv/swino.h" nogil:
     size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
     void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, const float *x,
                      const float *bias, int relu, float *y, ptrdiff_t ldy, void *ws)
+    size_t cycnn_swino_dw_acc_floats(int K, int C)
+    size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_swino_dw(const void *cfg, const cycnn_conv_geom *g, const float *x,
+                        const float *dy, float *acc, void *ws)
+    void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_stride,
+                               int nacc, float *dw)

@@ -106,7 +106,8 @@ from cycnn._kernels._sconv cimport (
     cycnn_sconv_dw, cycnn_sconv_direct_packed_floats, cycnn_sconv_direct_pack_weights,
     cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct, cycnn_swino_tile,
     cycnn_swino_packed_floats, cycnn_swino_pack_weights_panels, cycnn_swino_workspace_bytes,
-    cycnn_swino)
+    cycnn_swino, cycnn_swino_dw_acc_floats, cycnn_swino_dw_workspace_bytes, cycnn_swino_dw,
+    cycnn_swino_dw_finish)
 
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
@@ -472,6 +473,69 @@ cdef _sconv_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
                   &dx[0, 0, 0, 0], <ptrdiff_t>C * H * W, nt, REGION_BACKWARD, algo)
 
 
+cdef bint _last_dw_winograd = False
+
+
+def last_dw_winograd():
+    """True when this module's latest float32 weight gradient ran the Winograd kernel. For
+    tests."""
+    return _last_dw_winograd
+
+
+cdef bint _dw_winograd(cycnn_conv_geom g, int N, int nt):
+    """The float32 weight gradient on Winograd (cycnn_swino_dw): the forward pass's rule (the
+    same convolution: x's channels, set_winograd_mode), with at least as many images as
+    threads."""
+    global _last_dw_winograd
+    _last_dw_winograd = (
+        _winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
+        (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw)))
+    return _last_dw_winograd
+
+
+cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                             float[:, :, :, ::1] dw, float[::1] db, cycnn_conv_geom g, int nt):
+    """dw and db by the Winograd weight gradient (csrc/conv/swino.c): one image per thread at a
+    time into the thread's own transform-domain sums (36 x C x K, 32-byte aligned rows),
+    summed in thread order and transformed into dw once; db summed per thread alike."""
+    cdef int N = x.shape[0], K = g.K, C = g.C
+    cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo, plane_x = <ptrdiff_t>C * g.H * g.W
+    cdef ptrdiff_t stride = (cycnn_swino_dw_acc_floats(K, C) + 15) // 16 * 16
+    cdef const void *cfg = cycnn_sconv_config()
+    acc_arr = _scratch("dw-winograd", (nt * stride + 16,), np.float32)
+    dbt_arr = _scratch("db-partial", (nt, max(K, 1)), np.float32)
+    acc_arr[...] = 0
+    dbt_arr[...] = 0
+    cdef float[::1] acc_v = acc_arr
+    cdef float *acc = <float *>((<uintptr_t>&acc_v[0] + 63) // 64 * 64)
+    cdef float[:, ::1] dbt = dbt_arr
+    cdef _Workspaces ws = _Workspaces(nt, cycnn_swino_dw_workspace_bytes(&g), "swino-dw-ws")
+    cdef int n, k, t, tid
+    cdef ptrdiff_t l
+    cdef float s
+    cdef const float *dyk
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        if tid == 0:
+            cycnn_note_team(REGION_BACKWARD)
+        for n in prange(N, schedule='static'):
+            cycnn_swino_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], acc + tid * stride,
+                           ws.get(tid))
+            for k in range(K):
+                dyk = &dy[n, k, 0, 0]
+                s = 0
+                for l in range(L):
+                    s = s + dyk[l]
+                dbt[tid, k] += s
+    with nogil:
+        cycnn_swino_dw_finish(K, C, g.R, acc, stride, nt, &dw[0, 0, 0, 0])
+        for k in range(K):
+            s = 0
+            for t in range(nt):
+                s = s + dbt[t, k]
+            db[k] = s
+
+
 cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
                              float[:, :, :, ::1] dw, float[::1] db, int sh, int sw, int pt,
                              int pl, int dh, int dw_, int n_threads):
@@ -505,6 +569,9 @@ cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int n, k, t, tid
     cdef float s
     cdef const float *xn
+    if N > 0 and K > 0 and CRS > 0 and L > 0 and _dw_winograd(g, N, nt):
+        _swino_backward_weights(dy, x, dw, db, g, nt)
+        return
     if N > 0 and K > 0 and CRS > 0 and L > 0:
         if not split:
             with nogil, parallel(num_threads=nt):
