@@ -1,8 +1,8 @@
 """The float32 weight gradient on the Winograd kernel (cycnn_swino_dw, csrc/conv/swino.c) in
 cycnn.ops.conv2d_backward: dw and db against cycnn.reference (float64) on the Winograd
 geometries of test_conv_winograd, every SIMD path against the portable one, 1, 2 and 3 threads
-(deterministic at a fixed count), which kernel each call takes, and mode 0 keeping the direct
-weight gradient.
+(deterministic at a fixed count), which kernel each call takes (the forward pass's rule, output
+pixels included), and mode 0 keeping the direct weight gradient.
 
 Tolerance: dw sums N * tiles transform-domain products, and the output transform multiplies by
 the points' powers (up to 2^4 for 5x5), so its rounding is larger than the forward pass's:
@@ -46,6 +46,7 @@ def test_matches_reference_and_generic(path, geom):
     dy = _dy(x, wt, kw, 1)
     want = _want(x, wt, kw, dy)
     cycnn.set_num_threads(1)
+    conv.set_winograd_mode(2)        # any size (the default rule wants 768 output pixels)
     conv.simd_select("generic")
     generic = _grads(x, wt, kw, dy)
     assert conv.last_dw_winograd()
@@ -64,6 +65,7 @@ def test_threads_and_determinism(threads):
     dy = _dy(x, wt, kw, 8)
     want = _want(x, wt, kw, dy)
     cycnn.set_num_threads(threads)
+    conv.set_winograd_mode(2)
     first = _grads(x, wt, kw, dy)
     assert conv.last_dw_winograd()                  # 6 images: at least one per thread
     again = _grads(x, wt, kw, dy)
@@ -72,7 +74,7 @@ def test_threads_and_determinism(threads):
         assert np.array_equal(g, g2), f"{name}: two calls on {threads} threads differ"
 
 
-def test_few_images_mode_0_and_other_geometries_keep_the_direct_gradient():
+def test_the_default_rule_and_mode_0():
     x, wt, _, kw = case((2, 16, 9, 9, 12, 3, 3, 1, 1, 1), seed=9)
     dy = _dy(x, wt, kw, 10)
     want = _want(x, wt, kw, dy)
@@ -91,7 +93,11 @@ def test_few_images_mode_0_and_other_geometries_keep_the_direct_gradient():
         close(g, exp, f"{name} split over taps")
         close(g0, exp, f"{name} mode 0")
     conv.set_winograd_mode(1)
-    for geom in [(2, 16, 9, 9, 8, 3, 3, 2, 1, 1),       # stride 2
+    x, wt, _, kw = case((4, 16, 14, 14, 8, 5, 5, 1, 2, 1))   # 784 output pixels: Winograd
+    _grads(x, wt, kw, _dy(x, wt, kw, 2))
+    assert conv.last_dw_winograd()
+    for geom in [(3, 16, 14, 14, 8, 5, 5, 1, 2, 1),     # 588 output pixels < 768
+                 (2, 16, 9, 9, 8, 3, 3, 2, 1, 1),       # stride 2
                  (2, 16, 9, 9, 8, 3, 3, 1, 2, 2),       # dilation 2
                  (2, 8, 9, 9, 8, 5, 5, 1, 2, 1)]:       # 5x5 below 16 channels
         x, wt, _, kw = case(geom)

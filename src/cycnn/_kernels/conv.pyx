@@ -484,12 +484,14 @@ def last_dw_winograd():
 
 cdef bint _dw_winograd(cycnn_conv_geom g, int N, int nt):
     """The float32 weight gradient on Winograd (cycnn_swino_dw): the forward pass's rule (the
-    same convolution: x's channels, set_winograd_mode), with at least as many images as
-    threads."""
+    same convolution: x's channels, output pixels -- its per-call output transform costs about
+    what the forward pass's filter transform does --, set_winograd_mode), with at least as many
+    images as threads."""
     global _last_dw_winograd
     _last_dw_winograd = (
         _winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
-        (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw)))
+        (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw,
+                                                 pixels=N * g.Ho * g.Wo)))
     return _last_dw_winograd
 
 
