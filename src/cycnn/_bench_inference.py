@@ -427,7 +427,8 @@ def main(argv=None):
     contenders = [c for c in args.contenders.split(",") if c]
     if any(c not in CONTENDERS for c in contenders):
         raise SystemExit(f"--contenders must name some of {CONTENDERS}, got {contenders}")
-    print(f"python -m cycnn.bench --inference {' '.join(argv or sys.argv[1:])}".rstrip())
+    shown = sys.argv[1:] if argv is None else argv
+    print(f"python -m cycnn.bench --inference {' '.join(shown)}".rstrip())
     run(nets, batches, args.threads, args.rounds, args.seconds, contenders)
     return 0
 
