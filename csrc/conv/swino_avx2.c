@@ -9,7 +9,7 @@
  *      into Z (bias and ReLU come with the store into y).
  * dyt: per tile and 8 filters (weight gradient): the m x m vectors of dy, T = G_m g, then
  *      U = T G_m^T, stored into the block's Udy.
- * Each sum is comb() (dyt: the same rule inline): the non-zero coefficients of a constant
+ * Each sum is comb() / combn(): the non-zero coefficients of a constant
  * row in order, the first a multiply, the rest FMAs; the loops unroll at compile time so the
  * zero terms vanish.
  * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2.
@@ -64,17 +64,25 @@ void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptr
     }
 }
 
-ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
+/* sum over k < n of coef[k] * in[k * stride], the zero coefficients skipped */
+ALWAYS_INLINE __m256 combn(const float *coef, int n, const __m256 *in, int stride)
 {
     __m256 s = _mm256_setzero_ps();
     int k, first = 1;
 #pragma GCC unroll 6
-    for (k = 0; k < 6; k++)
+    for (k = 0; k < n; k++)
         if (coef[k] != 0.0f) {
             const __m256 c = _mm256_set1_ps(coef[k]);
             s = first ? _mm256_mul_ps(c, in[k * stride]) : _mm256_fmadd_ps(c, in[k * stride], s);
             first = 0;
         }
+    return s;
+}
+
+ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
+{
+    return combn(coef, 6, in, stride);
+}
     return s;
 }
 
@@ -155,31 +163,13 @@ ALWAYS_INLINE void dyt_tile(const int m, const float *G, const float *base, ptrd
 #pragma GCC unroll 6
     for (i = 0; i < 6; i++)                           /* T = G g */
 #pragma GCC unroll 4
-        for (b = 0; b < m; b++) {
-            __m256 s = _mm256_setzero_ps();
-            int first = 1;
-#pragma GCC unroll 4
-            for (a = 0; a < m; a++)
-                if (G[i * m + a] != 0.0f) {
-                    const __m256 c = _mm256_set1_ps(G[i * m + a]);
-                    s = first ? _mm256_mul_ps(c, g[a][b]) : _mm256_fmadd_ps(c, g[a][b], s);
-                    first = 0;
-                }
-            T[i][b] = s;
-        }
+        for (b = 0; b < m; b++)
+            T[i][b] = combn(G + i * m, m, &g[0][b], 4);
 #pragma GCC unroll 6
     for (i = 0; i < 6; i++)                           /* U = T G^T */
 #pragma GCC unroll 6
         for (j = 0; j < 6; j++) {
-            __m256 s = _mm256_setzero_ps();
-            int first = 1;
-#pragma GCC unroll 4
-            for (b = 0; b < m; b++)
-                if (G[j * m + b] != 0.0f) {
-                    const __m256 c = _mm256_set1_ps(G[j * m + b]);
-                    s = first ? _mm256_mul_ps(c, T[i][b]) : _mm256_fmadd_ps(c, T[i][b], s);
-                    first = 0;
-                }
+            const __m256 s = combn(G + j * m, m, T[i], 1);
             _mm256_store_ps(Udy + ((ptrdiff_t)(i * 6 + j) * tb + t) * 16, s);
         }
 }
