@@ -83,8 +83,6 @@ ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
 {
     return combn(coef, 6, in, stride);
 }
-    return s;
-}
 
 void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
                          int nt, int tb, float *V)
