@@ -97,6 +97,7 @@ def test_the_default_rule_and_mode_0():
     _grads(x, wt, kw, _dy(x, wt, kw, 2))
     assert conv.last_dw_winograd()
     for geom in [(3, 16, 14, 14, 8, 5, 5, 1, 2, 1),     # 588 output pixels < 768
+                 (48, 64, 4, 4, 512, 3, 3, 1, 1, 1),    # sums 36 x 64 x 512 > what ops checked
                  (2, 16, 9, 9, 8, 3, 3, 2, 1, 1),       # stride 2
                  (2, 16, 9, 9, 8, 3, 3, 1, 2, 2),       # dilation 2
                  (2, 8, 9, 9, 8, 5, 5, 1, 2, 1)]:       # 5x5 below 16 channels

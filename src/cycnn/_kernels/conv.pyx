@@ -486,12 +486,18 @@ cdef bint _dw_winograd(cycnn_conv_geom g, int N, int nt):
     """The float32 weight gradient on Winograd (cycnn_swino_dw): the forward pass's rule (the
     same convolution: x's channels, output pixels -- its per-call output transform costs about
     what the forward pass's filter transform does --, set_winograd_mode), with at least as many
-    images as threads."""
+    images as threads, and only while a thread's transform-domain sums (36 x C x K) and
+    workspace stay within what cycnn.ops checked before the call for it (a filter-sized partial
+    sum and the im2col-sized scratch, + 1 MiB): many filters on small images (512 filters of
+    3x3 on 14x14) keep the direct gradient, whose sums are 4x smaller."""
     global _last_dw_winograd
     _last_dw_winograd = (
         _winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
         (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw,
-                                                 pixels=N * g.Ho * g.Wo)))
+                                                 pixels=N * g.Ho * g.Wo)) and
+        (cycnn_swino_dw_acc_floats(g.K, g.C) * sizeof(float) +
+         cycnn_swino_dw_workspace_bytes(&g) <=
+         <size_t>g.C * g.R * g.S * (<size_t>g.Ho * g.Wo + g.K) * sizeof(float) + (1 << 20)))
     return _last_dw_winograd
 
 
