@@ -449,7 +449,7 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
 }
 
 void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_stride,
-                           int nacc, float *dw)
+                           int nacc, int k0, int k1, float *dw)
 {
     const int Cp = padded_channels(C);
     double A[5][6] = {{0}};                   /* A_R^T: row i = the points to the power i */
@@ -462,7 +462,8 @@ void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_
             A[i][j] = p;
         }
     A[R - 1][5] = 1.0;
-    for (k = 0; k < K; k++)
+    (void)K;
+    for (k = k0; k < k1; k++)
         for (c = 0; c < C; c++) {
             double M[XI], T[5][6];
             const ptrdiff_t off = ((ptrdiff_t)(k / 16) * XI * Cp + c) * 16 + k % 16;

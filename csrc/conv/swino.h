@@ -47,14 +47,15 @@ void cycnn_swino(const void *cfg, const cycnn_conv_geom *g, const float *wp, con
  * aligned, zeroed by the caller before the first image; threads keep their own acc); x the
  * image (C x H x W), dy its gradient (K x Ho x Wo), ws cycnn_swino_dw_workspace_bytes(g) bytes
  * (64-byte aligned). Then cycnn_swino_dw_finish() sums nacc accumulators acc_stride floats
- * apart, in order, and writes dw (K x C x R x R) = sum over images and pixels of
- * dy[k, oh, ow] * x[c, oh - pt + r, ow - pl + s]. */
+ * apart, in order, and writes filters [k0, k1) of dw (K x C x R x R) = sum over images and
+ * pixels of dy[k, oh, ow] * x[c, oh - pt + r, ow - pl + s] (threads may finish disjoint
+ * ranges). */
 size_t cycnn_swino_dw_acc_floats(int K, int C);
 size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g);
 void cycnn_swino_dw(const void *cfg, const cycnn_conv_geom *g, const float *x, const float *dy,
                     float *acc, void *ws);
 void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_stride,
-                           int nacc, float *dw);
+                           int nacc, int k0, int k1, float *dw);
 
 /* ---- internal: the transform matrices for the points 0, 1, -1, 2, -1/2 and infinity (swino.c
  * derives G from the points when it packs the filters), and the transforms. */

@@ -53,4 +53,4 @@ cdef extern from "conv/swino.h" nogil:
     void cycnn_swino_dw(const void *cfg, const cycnn_conv_geom *g, const float *x,
                         const float *dy, float *acc, void *ws)
     void cycnn_swino_dw_finish(int K, int C, int R, const float *acc, ptrdiff_t acc_stride,
-                               int nacc, float *dw)
+                               int nacc, int k0, int k1, float *dw)

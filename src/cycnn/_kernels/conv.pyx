@@ -505,7 +505,8 @@ cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
                              float[:, :, :, ::1] dw, float[::1] db, cycnn_conv_geom g, int nt):
     """dw and db by the Winograd weight gradient (csrc/conv/swino.c): one image per thread at a
     time into the thread's own transform-domain sums (36 x C x K, 32-byte aligned rows),
-    summed in thread order and transformed into dw once; db summed per thread alike."""
+    summed in thread order and transformed into dw once (the threads sharing the filters); db
+    summed per thread alike."""
     cdef int N = x.shape[0], K = g.K, C = g.C
     cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo, plane_x = <ptrdiff_t>C * g.H * g.W
     cdef ptrdiff_t stride = (cycnn_swino_dw_acc_floats(K, C) + 15) // 16 * 16
@@ -535,8 +536,13 @@ cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
                 for l in range(L):
                     s = s + dyk[l]
                 dbt[tid, k] += s
+    cdef int chunk = (K + nt - 1) // nt
+    with nogil, parallel(num_threads=nt):       # the output transform, by ranges of filters
+        for t in prange(nt, schedule='static'):
+            if t * chunk < K:
+                cycnn_swino_dw_finish(K, C, g.R, acc, stride, nt, t * chunk,
+                                      min(K, (t + 1) * chunk), &dw[0, 0, 0, 0])
     with nogil:
-        cycnn_swino_dw_finish(K, C, g.R, acc, stride, nt, &dw[0, 0, 0, 0])
         for k in range(K):
             s = 0
             for t in range(nt):

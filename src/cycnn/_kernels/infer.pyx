@@ -173,7 +173,8 @@ cdef class PackedWeights:
         elif kind == "conv":
             count = cycnn_sconv_packed_weights_floats(p, self.rows, self.depth)
         elif kind == "winograd":
-            if kernel.ndim != 4 or kernel.shape[2] != kernel.shape[3] or kernel.shape[2] not in (3, 5):
+            if (kernel.ndim != 4 or kernel.shape[2] != kernel.shape[3]
+                    or kernel.shape[2] not in (3, 5)):
                 raise ValueError(f"'winograd' needs a (K, C, 3, 3) or (K, C, 5, 5) kernel, got "
                                  f"{kernel.shape}")
             count = cycnn_swino_packed_floats(self.rows, kernel.shape[1])
@@ -227,7 +228,7 @@ cdef class ConvStep:
             raise ValueError(f"ConvStep needs weights packed as 'conv', 'direct' or 'winograd', "
                              f"got {w.kind!r}")
         self.algo = {"conv": IGEMM, "direct": DIRECT, "winograd": WINOGRAD}[w.kind]
-        self.kernel = {"conv": "igemm", "direct": "direct", "winograd": "winograd"}[w.kind]
+        self.kernel = "igemm" if w.kind == "conv" else w.kind
         self.w = w
         self.g.C, self.g.H, self.g.W = in_shape
         self.g.K = w.rows
