@@ -18,6 +18,9 @@
 # 6 pixels x 16 filters register tiles, the pixels' values broadcast straight from the padded
 # image, nothing packed per image) for every filter but 1x1, where the implicit GEMM
 # (csrc/conv/sconv_igemm.c: the GEMM's B panels packed from the padded image) measured faster.
+# Ahead of those, stride-1 undilated convolutions with at most 4 input channels or 4 filters
+# (first layers; fewc_applies) run the few-channel kernel (csrc/conv/sconv_fewc.c), vectorised
+# along the flattened output plane over shifted copies of the image, forward and weight gradient.
 # dx for stride 1 is the same kernels run on dy
 # with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
 # dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
@@ -109,6 +112,18 @@ from cycnn._kernels._sconv cimport (
     cycnn_swino, cycnn_swino_dw_acc_floats, cycnn_swino_dw_workspace_bytes, cycnn_swino_dw,
     cycnn_swino_dw_finish)
 
+cdef extern from "conv/sconv_fewc.h" nogil:
+    size_t cycnn_sconv_fewc_packed_floats(int K, ptrdiff_t CRS)
+    void cycnn_sconv_fewc_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
+    size_t cycnn_sconv_fewc_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_sconv_fewc(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                          const float *x, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                          int relu, float *y, ptrdiff_t ldy, void *ws)
+    void cycnn_sconv_fewc_dw(const void *cfg, const cycnn_conv_geom *g, const float *x,
+                             const float *dy, int k0, int k1, float *acc, float *db, void *ws)
+    void cycnn_sconv_fewc_dw_finish(int K, ptrdiff_t CRS, const float *acc,
+                                    ptrdiff_t acc_stride, int nacc, float *dw)
+
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
     void cycnn_sgemm_bcast_pack(const void *cfg, int K, int N, const float *B, ptrdiff_t csb,
@@ -197,6 +212,7 @@ cdef enum:                     # the kernel of a float32 forward / stride-1 dx c
     ALGO_IGEMM = 0             # csrc/conv/sconv_igemm.c (padded copy per image)
     ALGO_DIRECT = 1            # csrc/conv/sconv_direct.c (padded copy, or the image in place)
     ALGO_WINOGRAD = 2          # csrc/conv/swino.c (the unpadded image, gathered channels-last)
+    ALGO_FEWC = 4              # csrc/conv/sconv_fewc.c (the unpadded image, shifted copies)
 
 # Fewest input channels from which the Winograd kernel (csrc/conv/swino.c) beat the broadcast
 # kernel, by filter size (benchmarks/winograd_vs_direct.py, one core: 3x3 1.1x at 8 channels,
@@ -243,13 +259,50 @@ def set_winograd_mode(int mode):
     return old
 
 
+# The few-channel kernel (csrc/conv/sconv_fewc.c: vectorised along the flattened output plane)
+# for stride-1, undilated convolutions with at most FEWC_MAX_CHANNELS input channels (first
+# layers) or at most FEWC_MAX_FILTERS filters (their dx: 1 or 3 output channels).
+FEWC_MAX_CHANNELS = 4
+FEWC_MAX_FILTERS = 4
+cdef int _fewc_mode = 1        # 0: never the few-channel kernel, 1: where fewc_applies
+
+
+def fewc_applies(int C, int K, int sh=1, int sw=1, int dh=1, int dw=1):
+    """True when a float32 convolution with C input channels and K filters (strides sh, sw,
+    dilations dh, dw; for a dx, C is dy's channels and K x's) goes to the few-channel kernel
+    (csrc/conv/sconv_fewc.c): stride 1, no dilation, C <= FEWC_MAX_CHANNELS or
+    K <= FEWC_MAX_FILTERS. set_fewc_mode is not consulted."""
+    return (sh == 1 and sw == 1 and dh == 1 and dw == 1 and C > 0 and K > 0
+            and (C <= FEWC_MAX_CHANNELS or K <= FEWC_MAX_FILTERS))
+
+
+def set_fewc_mode(int mode):
+    """Tests and benchmarks: 0 sends no convolution to the few-channel kernel (forward, dx and
+    weight gradient keep the kernels they had before it), 1 (the default) those fewc_applies
+    accepts (unless set_direct_mode or set_winograd_mode(2) force another kernel). Returns the
+    old mode."""
+    global _fewc_mode
+    if mode not in (0, 1):
+        raise ValueError(f"mode must be 0 or 1, got {mode!r}")
+    old = _fewc_mode
+    _fewc_mode = mode
+    return old
+
+
+cdef bint _use_fewc(cycnn_conv_geom g):
+    """fewc_applies, unless a test or benchmark forces another kernel (set_fewc_mode(0),
+    set_direct_mode(0 or 2), set_winograd_mode(2))."""
+    return (_fewc_mode != 0 and _direct_mode == 1 and _winograd_mode != 2
+            and fewc_applies(g.C, g.K, g.sh, g.sw, g.dh, g.dw))
+
+
 cdef int _last_algo = -1       # (3: a float32 dx by col2im)
 _ALGO_NAMES = {-1: None, ALGO_IGEMM: "igemm", ALGO_DIRECT: "direct", ALGO_WINOGRAD: "winograd",
-               3: "col2im"}
+               3: "col2im", ALGO_FEWC: "fewc"}
 
 
 def last_conv_kernel():
-    """'igemm', 'direct' or 'winograd': the kernel of this module's latest float32 forward or
+    """'igemm', 'direct', 'winograd' or 'fewc': the kernel of this module's latest float32 forward or
     dx convolution, 'col2im' when that was a dx by col2im (None before the first). For
     tests."""
     return _ALGO_NAMES[_last_algo]
@@ -265,7 +318,9 @@ cdef int _algo(cycnn_conv_geom g, int N, int nt):
     for the tile transforms): many filters over few channels (e.g. 8 -> 512, 3x3) keep the
     broadcast kernel."""
     global _last_algo
-    if (_winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
+    if _use_fewc(g):
+        _last_algo = ALGO_FEWC
+    elif (_winograd_mode != 0 and N >= nt and g.C > 0 and cycnn_swino_tile(&g) != 0 and
             (_winograd_mode == 2 or winograd_applies(g.C, g.R, g.S, g.sh, g.sw, g.dh, g.dw,
                                                      <ptrdiff_t>N * g.Ho * g.Wo)) and
             cycnn_swino_workspace_bytes(&g) <=
@@ -331,14 +386,17 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
     cdef ptrdiff_t L = <ptrdiff_t>g.Ho * g.Wo
     cdef bint direct = algo == ALGO_DIRECT
     cdef bint wino = algo == ALGO_WINOGRAD
+    cdef bint fewc = algo == ALGO_FEWC
     # (the broadcast kernel reads nothing past the taps: an unpadded image is used in place;
-    # Winograd always reads the unpadded image, gathering it into its workspace)
-    cdef bint in_place = wino or (direct and _unpadded(g))
+    # Winograd and the few-channel kernel always read the unpadded image, copying it into their
+    # workspace)
+    cdef bint in_place = wino or fewc or (direct and _unpadded(g))
     cdef size_t padded = 1 if in_place else cycnn_sconv_padded_floats(cfg, &g)
     cdef int npad = nt if N >= nt else 1
     cdef float[:, ::1] xp = _scratch("sconv-padded", (npad, padded), np.float32)
     cdef _Workspaces ws = _Workspaces(
         nt, cycnn_swino_workspace_bytes(&g) if wino else
+        cycnn_sconv_fewc_workspace_bytes(&g) if fewc else
         cycnn_sconv_direct_workspace_bytes(&g) if direct else cycnn_sconv_workspace_bytes(cfg),
         "sconv-workspaces")
     cdef int n, t, tid
@@ -355,6 +413,10 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                 if wino:
                     cycnn_swino(cfg, &g, wp, src + n * src_plane, bias, relu,
                                 dst + n * dst_plane, L, ws.get(tid))
+                    continue
+                if fewc:
+                    cycnn_sconv_fewc(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
+                                     dst + n * dst_plane, L, ws.get(tid))
                     continue
                 if in_place:
                     cycnn_sconv_direct(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
@@ -382,7 +444,10 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                     cycnn_note_team(REGION_FORWARD_SPLIT if region == REGION_FORWARD else region)
                 l0 = t * chunk
                 l1 = min(L, l0 + chunk)
-                if l1 > l0 and direct:
+                if l1 > l0 and fewc:
+                    cycnn_sconv_fewc(cfg, &g, wp, xn, l0, l1, bias, relu, dst + n * dst_plane,
+                                     L, ws.get(t))
+                elif l1 > l0 and direct:
                     cycnn_sconv_direct(cfg, &g, wp, xn, l0, l1, bias, relu,
                                        dst + n * dst_plane, L, ws.get(t))
                 elif l1 > l0:
@@ -417,6 +482,8 @@ cdef size_t _packed_floats(const void *cfg, int algo, int K, int C, ptrdiff_t CR
         return cycnn_swino_packed_floats(K, C)
     if algo == ALGO_DIRECT:
         return cycnn_sconv_direct_packed_floats(K, CRS)
+    if algo == ALGO_FEWC:
+        return cycnn_sconv_fewc_packed_floats(K, CRS)
     return cycnn_sconv_packed_weights_floats(cfg, K, CRS)
 
 
@@ -435,6 +502,8 @@ cdef void _pack(const void *cfg, int algo, int K, int C, int R, ptrdiff_t CRS, c
             cycnn_swino_pack_weights_panels(K, C, R, w, wp, 0, P)
     elif algo == ALGO_DIRECT:
         cycnn_sconv_direct_pack_weights(K, CRS, w, wp)
+    elif algo == ALGO_FEWC:
+        cycnn_sconv_fewc_pack_weights(K, CRS, w, wp)
     else:
         cycnn_sconv_pack_weights(cfg, K, CRS, w, CRS, 1, wp)
 
@@ -550,6 +619,78 @@ cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
             db[k] = s
 
 
+cdef bint _last_dw_fewc = False
+
+
+def last_dw_fewc():
+    """True when this module's latest float32 weight gradient ran the few-channel kernel. For
+    tests."""
+    return _last_dw_fewc
+
+
+cdef bint _dw_fewc(cycnn_conv_geom g):
+    """The float32 weight gradient on the few-channel kernel (cycnn_sconv_fewc_dw): the
+    forward pass's rule (_use_fewc), while a thread's vector partial sums (K x CRS x 8) stay
+    within what cycnn.ops checked before the call for it (a filter-sized partial sum and the
+    im2col-sized scratch, CRS x Ho*Wo), + 1 MiB."""
+    global _last_dw_fewc
+    cdef ptrdiff_t crs = <ptrdiff_t>g.C * g.R * g.S
+    _last_dw_fewc = _use_fewc(g) and (8 * g.K * crs <= crs * (<ptrdiff_t>g.Ho * g.Wo + g.K)
+                                      + (1 << 18))
+    return _last_dw_fewc
+
+
+cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                            float[:, :, :, ::1] dw, float[::1] db, cycnn_conv_geom g, int nt):
+    """dw and db by the few-channel kernel (csrc/conv/sconv_fewc.c). N >= threads: one image
+    per thread at a time into the thread's own vector partial sums (K x CRS x 8), reduced in
+    thread order at the end. N < threads: every thread runs every image for its own range of
+    filters (an even number) of one shared partial sum, so the result does not depend on the
+    thread count there."""
+    cdef int N = x.shape[0], K = g.K
+    cdef ptrdiff_t CRS = <ptrdiff_t>g.C * g.R * g.S
+    cdef bint split = N < nt
+    cdef int nacc = 1 if split else nt
+    cdef ptrdiff_t stride = (K * CRS * 8 + 15) // 16 * 16
+    cdef const void *cfg = cycnn_sconv_config()
+    acc_arr = _scratch("dw-fewc", (nacc * stride + 16,), np.float32)
+    dbt_arr = _scratch("db-partial", (nacc, max(K, 1)), np.float32)
+    acc_arr[...] = 0
+    dbt_arr[...] = 0
+    cdef float[::1] acc_v = acc_arr
+    cdef float *acc = <float *>((<uintptr_t>&acc_v[0] + 63) // 64 * 64)
+    cdef float[:, ::1] dbt = dbt_arr
+    cdef _Workspaces ws = _Workspaces(nt, cycnn_sconv_fewc_workspace_bytes(&g), "fewc-ws")
+    cdef int chunk = ((K + nt - 1) // nt + 1) // 2 * 2
+    cdef int n, k, t, tid, k0, k1
+    cdef float s
+    if not split:
+        with nogil, parallel(num_threads=nt):
+            tid = threadid()
+            if tid == 0:
+                cycnn_note_team(REGION_BACKWARD)
+            for n in prange(N, schedule='static'):
+                cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], 0, K,
+                                    acc + tid * stride, &dbt[tid, 0], ws.get(tid))
+    else:
+        with nogil, parallel(num_threads=nt):
+            for t in prange(nt, schedule='static'):
+                if t == 0:
+                    cycnn_note_team(REGION_BACKWARD_SPLIT)
+                k0 = min(K, t * chunk)
+                k1 = min(K, k0 + chunk)
+                for n in range(N):
+                    cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], k0, k1, acc,
+                                        &dbt[0, 0], ws.get(t))
+    with nogil:
+        cycnn_sconv_fewc_dw_finish(K, CRS, acc, stride, nacc, &dw[0, 0, 0, 0])
+        for k in range(K):
+            s = 0
+            for t in range(nacc):
+                s = s + dbt[t, k]
+            db[k] = s
+
+
 cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
                              float[:, :, :, ::1] dw, float[::1] db, int sh, int sw, int pt,
                              int pl, int dh, int dw_, int n_threads):
@@ -583,6 +724,9 @@ cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int n, k, t, tid
     cdef float s
     cdef const float *xn
+    if N > 0 and K > 0 and CRS > 0 and L > 0 and _dw_fewc(g):
+        _fewc_backward_weights(dy, x, dw, db, g, nt)
+        return
     if N > 0 and K > 0 and CRS > 0 and L > 0 and _dw_winograd(g, N, nt):
         _swino_backward_weights(dy, x, dw, db, g, nt)
         return

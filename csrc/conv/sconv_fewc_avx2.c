@@ -1,0 +1,293 @@
+/* sconv_fewc_avx2.c -- AVX2 kernels of the few-channel convolution (driver and portable twins
+ * in sconv_fewc.c, contract in sconv_fewc.h; tests compare the "avx2" and "generic" paths).
+ *
+ * fwd: F filters x NV vectors of 8 output pixels (F * NV <= 12 accumulators, named, not an
+ *   array: GCC keeps __m256 arrays in memory); per tap: NV unaligned loads of the shifted
+ *   copies, F broadcasts of the filter block, F * NV FMAs. The accumulators start at the bias
+ *   (or y's partial sums) and are stored with the ReLU; the last vector is masked when it has
+ *   fewer than 8 pixels. F and NV are compile-time constants in each of the 25 instances.
+ * dw: F (<= 2) filters x T (<= 5) taps of vector accumulators (+ F for db) over the pixels; the
+ *   last, partial vector is loaded masked (dy AND the copies: a masked-off pixel contributes
+ *   an exact 0 even where the copies hold an infinity).
+ * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2. No memory besides
+ * the operands.
+ */
+#include <stddef.h>
+
+#include "sconv_fewc.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CYCNN_GEMM_NO_X86)
+#include <immintrin.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static const int MASK_LANES[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* lanes < n set (1 <= n <= 8) */
+ALWAYS_INLINE __m256i lane_mask(int n)
+{
+    return _mm256_loadu_si256((const __m256i *)(MASK_LANES + 8 - n));
+}
+
+#define M12(X, f) X(f, 0) X(f, 1) X(f, 2) X(f, 3) X(f, 4) X(f, 5) X(f, 6) X(f, 7) X(f, 8) \
+    X(f, 9) X(f, 10) X(f, 11)
+#define FM(X) M12(X, 0) M12(X, 1) M12(X, 2) M12(X, 3)
+#define V12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+#define FWD_DECL(f, m) __m256 a##f##_##m = zero;
+#define FWD_INIT(f, m)                                                                          \
+    if (F > f && NV > m) {                                                                      \
+        if (first)                                                                              \
+            a##f##_##m = b##f;                                                                  \
+        else if (m == NV - 1 && nlast < 8)                                                      \
+            a##f##_##m = _mm256_maskload_ps(y + f * ldy + m * 8, tail);                         \
+        else                                                                                    \
+            a##f##_##m = _mm256_loadu_ps(y + f * ldy + m * 8);                                  \
+    }
+#define FWD_X(m) const __m256 x##m = NV > m ? _mm256_loadu_ps(xt + m * 8) : zero;
+#define FWD_FMA(f, m)                                                                           \
+    if (F > f && NV > m)                                                                        \
+        a##f##_##m = _mm256_fmadd_ps(x##m, w##f, a##f##_##m);
+#define FWD_W(f) const __m256 w##f = F > f ? _mm256_broadcast_ss(wt + f) : zero;
+#define FWD_STORE(f, m)                                                                         \
+    if (F > f && NV > m) {                                                                      \
+        __m256 v = a##f##_##m;                                                                  \
+        if (relu) /* v < 0 -> 0; NaN compares false and stays */                                \
+            v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v);                        \
+        if (m == NV - 1 && nlast < 8)                                                           \
+            _mm256_maskstore_ps(y + f * ldy + m * 8, tail, v);                                  \
+        else                                                                                    \
+            _mm256_storeu_ps(y + f * ldy + m * 8, v);                                           \
+    }
+
+ALWAYS_INLINE void fwd1(const int F, const int NV, int nlast, const float *xc,
+                        const ptrdiff_t *toff, ptrdiff_t nt, const float *w, int first,
+                        const float *bias, int relu, float *y, ptrdiff_t ldy)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i tail = lane_mask(nlast);
+    const __m256 b0 = bias != NULL ? _mm256_set1_ps(bias[0]) : zero;
+    const __m256 b1 = bias != NULL && F > 1 ? _mm256_set1_ps(bias[1]) : zero;
+    const __m256 b2 = bias != NULL && F > 2 ? _mm256_set1_ps(bias[2]) : zero;
+    const __m256 b3 = bias != NULL && F > 3 ? _mm256_set1_ps(bias[3]) : zero;
+    ptrdiff_t t;
+    FM(FWD_DECL)
+    FM(FWD_INIT)
+    for (t = 0; t < nt; t++) {
+        const float *xt = xc + toff[t];
+        const float *wt = w + t * F;
+        V12(FWD_X)
+        {
+            FWD_W(0)
+            M12(FWD_FMA, 0)
+        }
+        if (F > 1) {
+            FWD_W(1)
+            M12(FWD_FMA, 1)
+        }
+        if (F > 2) {
+            FWD_W(2)
+            M12(FWD_FMA, 2)
+        }
+        if (F > 3) {
+            FWD_W(3)
+            M12(FWD_FMA, 3)
+        }
+    }
+    FM(FWD_STORE)
+}
+
+/* ntiles tiles of NV vectors, 8*NV pixels apart; the last vector of the last one has nlast
+ * pixels */
+ALWAYS_INLINE void fwd(const int F, const int NV, ptrdiff_t ntiles, int nlast, const float *xc,
+                       const ptrdiff_t *toff, ptrdiff_t nt, const float *w, int first,
+                       const float *bias, int relu, float *y, ptrdiff_t ldy)
+{
+    ptrdiff_t i;
+    for (i = 0; i < ntiles - 1; i++, xc += 8 * NV, y += 8 * NV)
+        fwd1(F, NV, 8, xc, toff, nt, w, first, bias, relu, y, ldy);
+    fwd1(F, NV, nlast, xc, toff, nt, w, first, bias, relu, y, ldy);
+}
+
+typedef void (*fwd_fn)(ptrdiff_t, int, const float *, const ptrdiff_t *, ptrdiff_t, const float *,
+                       int, const float *, int, float *, ptrdiff_t);
+
+#define FWD_INSTANCE(F, NV)                                                                     \
+    static void fwd_##F##_##NV(ptrdiff_t ntiles, int nlast, const float *xc,                    \
+                               const ptrdiff_t *toff, ptrdiff_t nt, const float *w, int first,  \
+                               const float *bias, int relu, float *y, ptrdiff_t ldy)            \
+    {                                                                                           \
+        fwd(F, NV, ntiles, nlast, xc, toff, nt, w, first, bias, relu, y, ldy);                  \
+    }
+FWD_INSTANCE(4, 1) FWD_INSTANCE(4, 2) FWD_INSTANCE(4, 3)
+FWD_INSTANCE(3, 1) FWD_INSTANCE(3, 2) FWD_INSTANCE(3, 3) FWD_INSTANCE(3, 4)
+FWD_INSTANCE(2, 1) FWD_INSTANCE(2, 2) FWD_INSTANCE(2, 3) FWD_INSTANCE(2, 4)
+FWD_INSTANCE(2, 5) FWD_INSTANCE(2, 6)
+FWD_INSTANCE(1, 1) FWD_INSTANCE(1, 2) FWD_INSTANCE(1, 3) FWD_INSTANCE(1, 4)
+FWD_INSTANCE(1, 5) FWD_INSTANCE(1, 6) FWD_INSTANCE(1, 7) FWD_INSTANCE(1, 8)
+FWD_INSTANCE(1, 9) FWD_INSTANCE(1, 10) FWD_INSTANCE(1, 11) FWD_INSTANCE(1, 12)
+
+static const fwd_fn FWD[4][12] = {
+    {fwd_1_1, fwd_1_2, fwd_1_3, fwd_1_4, fwd_1_5, fwd_1_6, fwd_1_7, fwd_1_8, fwd_1_9, fwd_1_10,
+     fwd_1_11, fwd_1_12},
+    {fwd_2_1, fwd_2_2, fwd_2_3, fwd_2_4, fwd_2_5, fwd_2_6},
+    {fwd_3_1, fwd_3_2, fwd_3_3, fwd_3_4},
+    {fwd_4_1, fwd_4_2, fwd_4_3}};
+
+void cycnn_sconv_fewc_fwd_avx2(int F, int nv, ptrdiff_t ntiles, int nlast, const float *xc,
+                               const ptrdiff_t *toff, ptrdiff_t nt, const float *w, int first,
+                               const float *bias, int relu, float *y, ptrdiff_t ldy)
+{
+    FWD[F - 1][nv - 1](ntiles, nlast, xc, toff, nt, w, first, bias, relu, y, ldy);
+}
+
+/* ---- weight gradient */
+
+#define T5(X, f) X(f, 0) X(f, 1) X(f, 2) X(f, 3) X(f, 4)
+#define FT(X) T5(X, 0) T5(X, 1)
+#define DW_DECL(f, t) __m256 a##f##_##t = zero;
+/* tap t: one load for both filters (the empty asm keeps GCC from folding a load into each
+ * FMA), then the FMAs, so that one x register is live at a time */
+#define DW_TAP(t)                                                                               \
+    if (T > t) {                                                                                \
+        __m256 x = LOADX(xc + toff[t] + v * 8);                                                 \
+        __asm__("" : "+x"(x));                                                                  \
+        a0_##t = _mm256_fmadd_ps(d0, x, a0_##t);                                                \
+        if (F > 1)                                                                              \
+            a1_##t = _mm256_fmadd_ps(d1, x, a1_##t);                                            \
+    }
+#define DW_OUT(f, t)                                                                            \
+    if (F > f && T > t) {                                                                       \
+        float *p = acc + f * ldacc + t * 8;                                                     \
+        _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a##f##_##t));                     \
+    }
+#define DW_STEP                                                                                 \
+    {                                                                                           \
+        const __m256 d0 = LOADX(dy + v * 8);                                                    \
+        const __m256 d1 = F > 1 ? LOADX(dy + ldy + v * 8) : zero;                               \
+        if (sums) { /* the first pass over these rows: fetch the next filters' rows too */      \
+            _mm_prefetch((const char *)(dy + 2 * ldy + v * 8), _MM_HINT_T0);                    \
+            _mm_prefetch((const char *)(dy + 3 * ldy + v * 8), _MM_HINT_T0);                    \
+            s0 = _mm256_add_ps(s0, d0);                                                         \
+            s1 = _mm256_add_ps(s1, d1);                                                         \
+        }                                                                                       \
+        DW_TAP(0) DW_TAP(1) DW_TAP(2) DW_TAP(3) DW_TAP(4)                                       \
+    }
+
+/* ((0+4)+(2+6)) + ((1+5)+(3+7)), the order of sconv_fewc.c's hsum8 */
+ALWAYS_INLINE float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE void dwtile(const int F, const int T, const int sums, ptrdiff_t nv, int nlast,
+                          const float *xc, const ptrdiff_t *toff, const float *dy,
+                          ptrdiff_t ldy, float *acc, ptrdiff_t ldacc, float *db)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i tail = lane_mask(nlast);
+    __m256 s0 = zero, s1 = zero;
+    ptrdiff_t v;
+    FT(DW_DECL)
+    const ptrdiff_t nfull = nlast == 8 ? nv : nv - 1;
+#define LOADX(p) _mm256_loadu_ps(p)
+    for (v = 0; v < nfull; v++)
+        DW_STEP
+#undef LOADX
+#define LOADX(p) _mm256_maskload_ps(p, tail)
+    if (nfull < nv) {
+        v = nv - 1;
+        DW_STEP
+    }
+#undef LOADX
+    FT(DW_OUT)
+    if (sums) {
+        db[0] += hsum(s0);
+        if (F > 1)
+            db[1] += hsum(s1);
+    }
+}
+
+typedef void (*dw_fn)(ptrdiff_t, int, const float *, const ptrdiff_t *, const float *, ptrdiff_t,
+                      float *, ptrdiff_t, float *);
+
+#define DW_INSTANCE(F, T, S)                                                                    \
+    static void dw_##F##_##T##_##S(ptrdiff_t nv, int nlast, const float *xc,                    \
+                                   const ptrdiff_t *toff, const float *dy, ptrdiff_t ldy,       \
+                                   float *acc, ptrdiff_t ldacc, float *db)                      \
+    {                                                                                           \
+        dwtile(F, T, S, nv, nlast, xc, toff, dy, ldy, acc, ldacc, db);                          \
+    }
+#define DW_INSTANCES(F, S) DW_INSTANCE(F, 1, S) DW_INSTANCE(F, 2, S) DW_INSTANCE(F, 3, S) \
+    DW_INSTANCE(F, 4, S) DW_INSTANCE(F, 5, S)
+DW_INSTANCES(1, 0) DW_INSTANCES(2, 0) DW_INSTANCES(1, 1) DW_INSTANCES(2, 1)
+
+static const dw_fn DW[2][2][5] = {
+    {{dw_1_1_0, dw_1_2_0, dw_1_3_0, dw_1_4_0, dw_1_5_0},
+     {dw_2_1_0, dw_2_2_0, dw_2_3_0, dw_2_4_0, dw_2_5_0}},
+    {{dw_1_1_1, dw_1_2_1, dw_1_3_1, dw_1_4_1, dw_1_5_1},
+     {dw_2_1_1, dw_2_2_1, dw_2_3_1, dw_2_4_1, dw_2_5_1}}};
+
+void cycnn_sconv_fewc_dwtile_avx2(int F, int T, ptrdiff_t nv, int nlast, const float *xc,
+                                  const ptrdiff_t *toff, const float *dy, ptrdiff_t ldy,
+                                  float *acc, ptrdiff_t ldacc, float *db)
+{
+    DW[db != NULL][F - 1][T - 1](nv, nlast, xc, toff, dy, ldy, acc, ldacc, db);
+}
+
+/* ---- the copies: rows of xs floats in vectors of 8, each a masked load of the image row
+ * (lanes outside [a, b) read nothing and are 0); the last vector of a row runs into the next
+ * row, written after it, or into the plane's slack, zeroed after the last row. */
+void cycnn_sconv_fewc_build_avx2(const cycnn_conv_geom *g, int np, ptrdiff_t xs, ptrdiff_t pc,
+                                 const float *x, int c0, int ncc, ptrdiff_t h0, ptrdiff_t h1,
+                                 float *xc)
+{
+    const ptrdiff_t H = g->H, W = g->W;
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int cl, p;
+    ptrdiff_t h, i;
+    for (cl = 0; cl < ncc; cl++) {
+        const float *src = x + (ptrdiff_t)(c0 + cl) * H * W;
+        for (p = 0; p < np; p++) {
+            float *dst = xc + ((ptrdiff_t)cl * np + p) * pc;
+            /* columns i in [a, b) read x's columns i + p - pl, inside [0, W) */
+            ptrdiff_t a = (ptrdiff_t)g->pl - p, b = W + g->pl - p;
+            const ptrdiff_t shift = p - (ptrdiff_t)g->pl;
+            a = a < 0 ? 0 : a > xs ? xs : a;
+            b = b < a ? a : b > xs ? xs : b;
+            for (h = h0; h < h1; h++) {
+                float *row = dst + (h - h0) * xs;
+                const ptrdiff_t ih = h - g->pt;
+                if (ih < 0 || ih >= H || b == a) {
+                    for (i = 0; i < xs; i += 8)
+                        _mm256_storeu_ps(row + i, zero);
+                    continue;
+                }
+                {
+                    const float *in = src + ih * W + shift;
+                    for (i = 0; i < xs; i += 8) {
+                        if (i >= a && i + 8 <= b) {
+                            _mm256_storeu_ps(row + i, _mm256_loadu_ps(in + i));
+                        } else {
+                            const __m256i col = _mm256_add_epi32(lanes, _mm256_set1_epi32((int)i));
+                            const __m256i m = _mm256_andnot_si256(
+                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)a), col),
+                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)b), col));
+                            _mm256_storeu_ps(row + i, _mm256_maskload_ps(in + i, m));
+                        }
+                    }
+                }
+            }
+            for (i = 0; i < 16; i += 8)
+                _mm256_storeu_ps(dst + (h1 - h0) * xs + i, zero);
+        }
+    }
+}
+
+#else
+typedef int cycnn_sconv_fewc_avx2_unused; /* ISO C: no empty translation units */
+#endif
