@@ -41,6 +41,10 @@ GEOMETRIES = [
     (2, 24, 9, 8, 40, 3, 3, 1, 3, 1),           # padding 3 > reach 2: dx padding -1
     (2, 17, 5, 5, 16, 3, 3, 1, "same", 1),      # one 4x4 block + a 1-pixel edge
     (2, 16, 6, 30, 9, 3, 3, 1, 2, 1),           # wide: 8 tiles per row, K 9
+    # many channels: the image in blocks of tile rows (V of a block within 256 KiB), each
+    # reading the input rows it shares with the block before from the end of its HWC copy
+    (2, 130, 30, 18, 20, 3, 3, 1, 1, 1),        # 4 blocks of 2 tile rows; dx: C 130 panels
+    (2, 136, 13, 22, 18, 5, 5, 1, 2, 1),        # 5x5: blocks of 1 tile row (4 rows shared)
 ]
 
 

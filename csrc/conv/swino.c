@@ -19,12 +19,24 @@
  *   C = 64: 1e-5. The points +-2 instead gave 1.2e-5 / 2.4e-5, +-1/2 2.1e-5 / 2.0e-5. An Inf
  *   or NaN in a 6x6 input tile reaches every output of its block (direct convolution: only the
  *   outputs whose window holds it).
- * Loop nest (one image, one thread): the image gathered into an HWC copy xt (Hx x Wx x Cp,
- *   zero padded, so a tile's 6 x 6 x 8-channel vectors are unit-stride loads) | blocks of tb
- *   tiles, the whole image when V (36 x tb x Cp) fits 256 KiB: V | 16-filter panels (U's panel,
- *   36 x Cp x 16, stays in L2 across the block) | 12 tiles: the 36 GEMMs into M (36 x 12 x 16,
- *   27 KiB), then the output transform into Z, the output pixel-major per panel (Ho*Wo x 16) |
- *   last, the broadcast convolution's store (8x8 transposes, + bias, ReLU) from Z into y.
+ * Loop nest (one image, one thread), blocked so that a block's data stay in L2 (512 KiB per
+ *   core on Zen 3) while the filters stream past: blocks of tr whole tile rows, the most whose
+ *   V (36 x tb x Cp, tb = tr x tiles per row) fits 256 KiB, evened out (cifar-3x3: 3 + 3 + 2
+ *   rows of 8 tiles; vgg-3x3: 2 + 2 + 2 + 1 rows of 7; lenet-c2: the whole image) |
+ *     the block's input rows gathered into an HWC copy xt (rows x Wx x Cp, zero padded, so a
+ *     tile's 6 x 6 x 8-channel vectors are unit-stride loads; the 6 - m rows it shares with the
+ *     block before are moved from the end of the copy, not gathered again) | V |
+ *     16-filter panels (U's panel, 36 x Cp x 16, is read once per sub-block) |
+ *     sub-blocks of at most 18 tiles, evened out: the 36 GEMMs into M (36 x 18 x 16, 41 KiB),
+ *     register tiles of nearly equal size (14 tiles: 5 + 5 + 4, not 6 + 6 + 2), then the
+ *     output transform into Z (the block's output rows, pixel-major per panel) |
+ *   the broadcast convolution's store (8x8 transposes, + bias, ReLU) from Z into y's rows.
+ *   A block's own data are V + M + xt + Z (cifar-3x3: 221 + 41 + 122 + 98 KiB), with one U
+ *   panel (147 KiB) at a time streaming through; U (all panels: 36 x Cp x K, 590 KiB for
+ *   cifar-3x3, 2.3 MiB for vgg-3x3) comes from L3 once per block. Blocks of 2 rows (all of
+ *   cifar-3x3's in 473 KiB) measured slower: U then streams 4 times per image, not 3. The
+ *   whole-image HWC copy and output buffer this replaced (296 + 262 KiB for cifar-3x3) were
+ *   evicted by the filter stream between their write and their read.
  * Memory: workspace = xt + V + M + Z + the GEMM tile's offset tables; nothing allocates.
  */
 #include <string.h>
@@ -116,60 +128,71 @@ void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
     cycnn_swino_pack_weights_panels(K, C, R, w, wp, 0, (K + 15) / 16);
 }
 
-#define SUB_TILES 12                       /* tiles per GEMM block: M is 27 KiB */
+#ifndef SUB_TILES
+#define SUB_TILES 18                       /* tiles per GEMM block: M is 41 KiB */
+#endif
+#ifndef VBLOCK_BYTES
+#define VBLOCK_BYTES 262144                /* V of a block of tile rows within 256 KiB */
+#endif
 
-/* Tiles, the HWC copy's extent and the tile block of geometry g (m = cycnn_swino_tile(g)). */
-static void layout(const cycnn_conv_geom *g, int m, ptrdiff_t *ntiles, int *tw, ptrdiff_t *Hx,
-                   ptrdiff_t *Wx, int *tb)
+/* How the forward pass of geometry g (m = cycnn_swino_tile(g)) cuts an image: tiles th x tw,
+ * blocks of tr whole tile rows (the last may have fewer), the HWC rows a block reads. */
+typedef struct {
+    int tw, th, tr;                        /* tiles per row, tile rows, tile rows per block */
+    ptrdiff_t Wx, rows;                    /* HWC copy: columns, rows of one block */
+} wino_layout;
+
+static wino_layout layout(const cycnn_conv_geom *g, int m, int per_tile)
 {
-    const ptrdiff_t th = (g->Ho + m - 1) / m;
-    const int Cp = padded_channels(g->C);
-    int b = 65536 / (XI * Cp);            /* tiles whose V fits 256 KiB */
-    *tw = (g->Wo + m - 1) / m;
-    *ntiles = th * *tw;
-    *Hx = (th - 1) * m + 6;
-    *Wx = (ptrdiff_t)(*tw - 1) * m + 6;
-    if (b >= *ntiles)                     /* the whole image in one block: U read once */
-        b = (int)((*ntiles + SUB_TILES - 1) / SUB_TILES * SUB_TILES);
-    else
-        b = b / SUB_TILES * SUB_TILES;
-    *tb = b < SUB_TILES ? SUB_TILES : b;
+    wino_layout L;
+    const size_t row_v = (size_t)XI * ((g->Wo + m - 1) / m) * per_tile * sizeof(float);
+    L.tw = (g->Wo + m - 1) / m;
+    L.th = (g->Ho + m - 1) / m;
+    L.Wx = (ptrdiff_t)(L.tw - 1) * m + 6;
+    L.tr = (int)(VBLOCK_BYTES / row_v);   /* tile rows whose V fits the budget */
+    if (L.tr < 1)
+        L.tr = 1;
+    if (L.tr >= L.th)
+        L.tr = L.th;
+    else                                  /* as many blocks, evened out */
+        L.tr = (L.th + (L.th + L.tr - 1) / L.tr - 1) / ((L.th + L.tr - 1) / L.tr);
+    L.rows = (ptrdiff_t)(L.tr - 1) * m + 6;
+    return L;
 }
 
 size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
 {
     const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C);
-    ptrdiff_t ntiles, Hx, Wx;
-    int tw, tb;
+    wino_layout L;
     if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
         return 0;
-    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
-    return align64((size_t)(Hx * Wx * Cp) * sizeof(float)) +
-           align64((size_t)XI * tb * Cp * sizeof(float)) +
+    L = layout(g, m, Cp);
+    return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
+           align64((size_t)XI * L.tr * L.tw * Cp * sizeof(float)) +
            align64((size_t)XI * SUB_TILES * 16 * sizeof(float)) +
-           align64((size_t)((g->K + 15) / 16) * g->Ho * g->Wo * 16 * sizeof(float)) +
+           align64((size_t)((g->K + 15) / 16) * L.tr * m * g->Wo * 16 * sizeof(float)) +
            align64((size_t)Cp * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
 
-/* xt[(h * Wx + w) * Cp + c] = x[c, h - pt, w - pl] (zero outside the image and for c >= C):
- * zero everything, then copy channel by channel (unit-stride reads; reading the pixel's C
- * values instead, 4 KiB apart in a 32x32 image, cost more than the GEMMs). */
-static void gather_portable(const cycnn_conv_geom *g, int Cp, ptrdiff_t Hx, ptrdiff_t Wx,
-                            const float *x, float *xt)
+/* xt[((h - h0) * Wx + w) * Cp + c] = x[c, h - pt, w - pl] for rows h0 <= h < h1 (zero outside
+ * the image and for c >= C): zero the rows, then copy channel by channel (unit-stride
+ * reads). */
+static void gather_portable(const cycnn_conv_geom *g, int Cp, ptrdiff_t h0, ptrdiff_t h1,
+                            ptrdiff_t Wx, const float *x, float *xt)
 {
     ptrdiff_t h, w, w0, w1;
     int c;
-    memset(xt, 0, (size_t)(Hx * Wx * Cp) * sizeof(float));
+    memset(xt, 0, (size_t)((h1 - h0) * Wx * Cp) * sizeof(float));
     w0 = g->pl > 0 ? g->pl : 0;
     w1 = g->pl + g->W < Wx ? g->pl + g->W : Wx;
     for (c = 0; c < g->C; c++)
-        for (h = 0; h < Hx; h++) {
+        for (h = h0; h < h1; h++) {
             const ptrdiff_t ih = h - g->pt;
             const float *row = x + ((ptrdiff_t)c * g->H + ih) * g->W - g->pl;
             if (ih < 0 || ih >= g->H)
                 continue;
             for (w = w0; w < w1; w++)
-                xt[(h * Wx + w) * Cp + c] = row[w];
+                xt[((h - h0) * Wx + w) * Cp + c] = row[w];
         }
 }
 
@@ -237,8 +260,8 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
 {
     const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
     const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C), K = g->K;
-    void (*gather)(const cycnn_conv_geom *, int, ptrdiff_t, ptrdiff_t, const float *, float *) =
-        gather_portable;
+    void (*gather)(const cycnn_conv_geom *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                   float *) = gather_portable;
     void (*in)(const float *, ptrdiff_t, int, int, int, ptrdiff_t, int, int, float *) =
         in_portable;
     void (*tile)(int, const ptrdiff_t *, const float *, const ptrdiff_t *, ptrdiff_t,
@@ -246,11 +269,12 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
     void (*out)(const float *, int, int, int, ptrdiff_t, int, int, int, float *) = out_portable;
     void (*store)(const float *, ptrdiff_t, int, const float *, int, float *, ptrdiff_t) =
         cycnn_sconv_direct_store_generic;
-    const ptrdiff_t plane = (ptrdiff_t)g->Ho * g->Wo;
-    ptrdiff_t ntiles, Hx, Wx, t0;
+    const int ov = 6 - m;                  /* input rows shared by consecutive tile rows */
+    wino_layout L;
+    ptrdiff_t zpanel, xrow;
     float *xt, *V, *M, *Z;
     ptrdiff_t *taps, *poff;
-    int tw, tb, c, k0, xi, j, s0;
+    int tb, c, k0, xi, j, q, ty0;
 
     if (m == 0 || K <= 0 || g->Ho <= 0 || g->Wo <= 0)
         return;
@@ -265,38 +289,53 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
 #else
     (void)cfg;
 #endif
-    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
+    L = layout(g, m, Cp);
+    tb = L.tr * L.tw;
+    xrow = L.Wx * Cp;
+    zpanel = (ptrdiff_t)L.tr * m * g->Wo * 16;
     xt = (float *)ws;
-    V = (float *)((char *)xt + align64((size_t)(Hx * Wx * Cp) * sizeof(float)));
+    V = (float *)((char *)xt + align64((size_t)(L.rows * xrow) * sizeof(float)));
     M = (float *)((char *)V + align64((size_t)XI * tb * Cp * sizeof(float)));
     Z = (float *)((char *)M + align64((size_t)XI * SUB_TILES * 16 * sizeof(float)));
-    taps = (ptrdiff_t *)((char *)Z + align64((size_t)((K + 15) / 16) * plane * 16 * sizeof(float)));
+    taps = (ptrdiff_t *)((char *)Z + align64((size_t)((K + 15) / 16) * zpanel * sizeof(float)));
     poff = (ptrdiff_t *)((char *)taps + align64((size_t)Cp * sizeof(ptrdiff_t)));
     for (c = 0; c < Cp; c++)
         taps[c] = c;
     for (j = 0; j < 6; j++)
         poff[j] = (ptrdiff_t)j * Cp;
-    gather(g, Cp, Hx, Wx, x, xt);
-    for (t0 = 0; t0 < ntiles; t0 += tb) {
-        const int nt = ntiles - t0 < tb ? (int)(ntiles - t0) : tb;
-        in(xt, Wx, Cp, m, tw, t0, nt, tb, V);
+    for (ty0 = 0; ty0 < L.th; ty0 += L.tr) {   /* blocks of whole tile rows */
+        const int nr = L.th - ty0 < L.tr ? L.th - ty0 : L.tr;
+        const int nt = nr * L.tw, oh0 = ty0 * m;
+        const int nh = g->Ho - oh0 < nr * m ? g->Ho - oh0 : nr * m;   /* output rows */
+        const ptrdiff_t h0 = oh0, h1 = oh0 + (ptrdiff_t)(nr - 1) * m + 6;
+        if (ty0 == 0)                      /* the HWC rows of the block */
+            gather(g, Cp, h0, h1, L.Wx, x, xt);
+        else {                             /* the previous block's last ov rows are its first */
+            memmove(xt, xt + (L.rows - ov) * xrow, (size_t)(ov * xrow) * sizeof(float));
+            gather(g, Cp, h0 + ov, h1, L.Wx, x, xt + ov * xrow);
+        }
+        const int nsub = (nt + SUB_TILES - 1) / SUB_TILES;
+        in(xt, L.Wx, Cp, m, L.tw, 0, nt, tb, V);
         for (k0 = 0; k0 < K; k0 += 16) {
             const float *U = wp + (ptrdiff_t)(k0 / 16) * cycnn_swino_panel_floats(g->C);
-            for (s0 = 0; s0 < nt; s0 += SUB_TILES) {
-                const int ns = nt - s0 < SUB_TILES ? nt - s0 : SUB_TILES;
+            for (q = 0; q < nsub; q++) {   /* sub-blocks and register tiles evened out */
+                const int s0 = nt * q / nsub, ns = nt * (q + 1) / nsub - s0;
+                const int calls = (ns + 5) / 6;
                 for (xi = 0; xi < XI; xi++)
-                    for (j = 0; j < ns; j += 6)
-                        tile(ns - j < 6 ? ns - j : 6, poff,
-                             V + ((ptrdiff_t)xi * tb + s0 + j) * Cp, taps, Cp,
-                             U + (ptrdiff_t)xi * Cp * 16, M + ((ptrdiff_t)xi * SUB_TILES + j) * 16,
+                    for (j = 0; j < calls; j++) {
+                        const int a = ns * j / calls, b = ns * (j + 1) / calls;
+                        tile(b - a, poff, V + ((ptrdiff_t)xi * tb + s0 + a) * Cp, taps, Cp,
+                             U + (ptrdiff_t)xi * Cp * 16, M + ((ptrdiff_t)xi * SUB_TILES + a) * 16,
                              1);
-                out(M, SUB_TILES, ns, m, t0 + s0, tw, g->Ho, g->Wo, Z + (ptrdiff_t)k0 * plane);
+                    }
+                out(M, SUB_TILES, ns, m, s0, L.tw, nh, g->Wo, Z + (ptrdiff_t)(k0 / 16) * zpanel);
             }
         }
+        for (k0 = 0; k0 < K; k0 += 16)     /* pixel-major panels into y's rows, + bias, ReLU */
+            store(Z + (ptrdiff_t)(k0 / 16) * zpanel, (ptrdiff_t)nh * g->Wo,
+                  K - k0 < 16 ? K - k0 : 16, bias != NULL ? bias + k0 : NULL, relu,
+                  y + (ptrdiff_t)k0 * ldy + (ptrdiff_t)oh0 * g->Wo, ldy);
     }
-    for (k0 = 0; k0 < K; k0 += 16)         /* pixel-major panels into y's rows, + bias, ReLU */
-        store(Z + (ptrdiff_t)k0 * plane, plane, K - k0 < 16 ? K - k0 : 16,
-              bias != NULL ? bias + k0 : NULL, relu, y + (ptrdiff_t)k0 * ldy, ldy);
 }
 
 /* ---- weight gradient (training)
@@ -310,8 +349,10 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
  *   acc[xi] (Cp x K) += V[xi]^T (Cp x tiles) . Udy[xi] (tiles x K)
  * -- GEMMs as deep as a block of tiles, on the broadcast tile again (6 channels x 16
  * filters, V's values broadcast, 2 vectors of Udy per tile) -- and turned into dw once per
- * call (cycnn_swino_dw_finish). Loop nest per image: x and dy gathered channels-last | blocks
- * of tiles: V | 16-filter panels: Udy of the panel (36 x tiles x 16), then for each xi and
+ * call (cycnn_swino_dw_finish). Loop nest per image: blocks of whole tile rows as the
+ * forward pass's (V and one panel's Udy, 36 x (Cp + 16) per tile, within 256 KiB): the
+ * block's rows of x and dy gathered channels-last (x's shared rows moved, as the forward
+ * pass's) | V | 16-filter panels: Udy of the panel (36 x tiles x 16), then for each xi and
  * 6 channels one register tile over the whole block into acc's panel (36 x Cp x 16, ~73 KiB
  * for 32 channels, in L2 with V and Udy).
  * Error: against float64, 2.5e-6 of the largest dw (direct float32: about 1e-7), measured in
@@ -319,35 +360,29 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
 
 static int padded_filters(int K) { return (K + 15) / 16 * 16; }
 
-/* Tiles per block for the weight gradient: V and Udy of a panel within about 256 KiB. */
-static int dw_block(const cycnn_conv_geom *g, ptrdiff_t ntiles)
-{
-    int b = 65536 / (XI * (padded_channels(g->C) + 16));
-    if (b >= ntiles)
-        return (int)ntiles;
-    return b < 6 ? 6 : b;
-}
-
 size_t cycnn_swino_dw_acc_floats(int K, int C)
 {
     return (size_t)XI * padded_channels(C) * padded_filters(K);
 }
 
+/* The weight gradient's blocks: V and one panel's Udy (36 x (Cp + 16) per tile) in budget. */
+static wino_layout dw_layout(const cycnn_conv_geom *g, int m)
+{
+    return layout(g, m, padded_channels(g->C) + 16);
+}
+
 size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g)
 {
     const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C), Kp = padded_filters(g->K);
-    ptrdiff_t ntiles, Hx, Wx;
-    int tw, tb, th;
+    wino_layout L;
     if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
         return 0;
-    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
-    th = (int)(ntiles / tw);
-    tb = dw_block(g, ntiles);
-    return align64((size_t)(Hx * Wx * Cp) * sizeof(float)) +
-           align64((size_t)th * m * tw * m * Kp * sizeof(float)) +
-           align64((size_t)XI * tb * Cp * sizeof(float)) +
-           align64((size_t)XI * tb * 16 * sizeof(float)) +
-           align64((size_t)tb * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
+    L = dw_layout(g, m);
+    return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
+           align64((size_t)L.tr * m * L.tw * m * Kp * sizeof(float)) +
+           align64((size_t)XI * L.tr * L.tw * Cp * sizeof(float)) +
+           align64((size_t)XI * L.tr * L.tw * 16 * sizeof(float)) +
+           align64((size_t)L.tr * L.tw * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
 
 /* Udy[(xi * tb + t) * 16 + v] = (G g G^T)[xi] for filters k0 + v (v < 16) of tiles t < nt
@@ -385,19 +420,21 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
 {
     const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
     const int m = cycnn_swino_tile(g), Cp = padded_channels(g->C), Kp = padded_filters(g->K);
-    void (*gather)(const cycnn_conv_geom *, int, ptrdiff_t, ptrdiff_t, const float *, float *) =
-        gather_portable;
+    void (*gather)(const cycnn_conv_geom *, int, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                   float *) = gather_portable;
     void (*in)(const float *, ptrdiff_t, int, int, int, ptrdiff_t, int, int, float *) =
         in_portable;
     void (*dyt_fn)(const float *, ptrdiff_t, int, int, int, ptrdiff_t, int, int, int, float *) =
         dyt_portable;
     void (*tile)(int, const ptrdiff_t *, const float *, const ptrdiff_t *, ptrdiff_t,
                  const float *, float *, int) = cycnn_sconv_direct_tile_generic;
+    const int ov = 6 - m;
     cycnn_conv_geom gd;
-    ptrdiff_t ntiles, Hx, Wx, t0, Hd, Wd;
+    wino_layout L;
+    ptrdiff_t Wd, xrow;
     float *xt, *dyt, *V, *U;
     ptrdiff_t *taps, *poff;
-    int tw, tb, th, xi, j, t, c0, k0;
+    int tb, xi, j, t, c0, k0, ty0;
 
     if (m == 0 || g->K <= 0 || g->C <= 0 || g->Ho <= 0 || g->Wo <= 0)
         return;
@@ -411,14 +448,13 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
 #else
     (void)cfg;
 #endif
-    layout(g, m, &ntiles, &tw, &Hx, &Wx, &tb);
-    th = (int)(ntiles / tw);
-    tb = dw_block(g, ntiles);
-    Hd = (ptrdiff_t)th * m;
-    Wd = (ptrdiff_t)tw * m;
+    L = dw_layout(g, m);
+    tb = L.tr * L.tw;
+    Wd = (ptrdiff_t)L.tw * m;
+    xrow = L.Wx * Cp;
     xt = (float *)ws;
-    dyt = (float *)((char *)xt + align64((size_t)(Hx * Wx * Cp) * sizeof(float)));
-    V = (float *)((char *)dyt + align64((size_t)(Hd * Wd * Kp) * sizeof(float)));
+    dyt = (float *)((char *)xt + align64((size_t)(L.rows * xrow) * sizeof(float)));
+    V = (float *)((char *)dyt + align64((size_t)L.tr * m * Wd * Kp * sizeof(float)));
     U = (float *)((char *)V + align64((size_t)XI * tb * Cp * sizeof(float)));
     taps = (ptrdiff_t *)((char *)U + align64((size_t)XI * tb * 16 * sizeof(float)));
     poff = (ptrdiff_t *)((char *)taps + align64((size_t)tb * sizeof(ptrdiff_t)));
@@ -426,19 +462,26 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
         taps[t] = (ptrdiff_t)t * Cp;
     for (j = 0; j < 6; j++)
         poff[j] = j;
-    gather(g, Cp, Hx, Wx, x, xt);
     gd = *g;                                   /* dy as an unpadded K-channel image */
     gd.C = g->K;
     gd.H = g->Ho;
     gd.W = g->Wo;
     gd.pt = gd.pl = 0;
-    gather(&gd, Kp, Hd, Wd, dy, dyt);
-    for (t0 = 0; t0 < ntiles; t0 += tb) {
-        const int nt = ntiles - t0 < tb ? (int)(ntiles - t0) : tb;
-        in(xt, Wx, Cp, m, tw, t0, nt, tb, V);
+    for (ty0 = 0; ty0 < L.th; ty0 += L.tr) {   /* blocks of whole tile rows, as the forward */
+        const int nr = L.th - ty0 < L.tr ? L.th - ty0 : L.tr;
+        const int nt = nr * L.tw;
+        const ptrdiff_t h0 = (ptrdiff_t)ty0 * m, h1 = h0 + (ptrdiff_t)(nr - 1) * m + 6;
+        if (ty0 == 0)
+            gather(g, Cp, h0, h1, L.Wx, x, xt);
+        else {
+            memmove(xt, xt + (L.rows - ov) * xrow, (size_t)(ov * xrow) * sizeof(float));
+            gather(g, Cp, h0 + ov, h1, L.Wx, x, xt + ov * xrow);
+        }
+        gather(&gd, Kp, h0, h0 + (ptrdiff_t)nr * m, Wd, dy, dyt);
+        in(xt, L.Wx, Cp, m, L.tw, 0, nt, tb, V);
         for (k0 = 0; k0 < Kp; k0 += 16) {
             float *accp = acc + (ptrdiff_t)(k0 / 16) * XI * Cp * 16;
-            dyt_fn(dyt, Wd, Kp, m, tw, t0, nt, tb, k0, U);
+            dyt_fn(dyt, Wd, Kp, m, L.tw, 0, nt, tb, k0, U);
             for (xi = 0; xi < XI; xi++)
                 for (c0 = 0; c0 < Cp; c0 += 6)
                     tile(Cp - c0 < 6 ? Cp - c0 : 6, poff, V + (ptrdiff_t)xi * tb * Cp + c0, taps,
