@@ -80,16 +80,16 @@ static const float CYCNN_SWINO_GD4[6][4] = {     /* and its 4x4 tiles */
  * gather: xt[((h - h0) * Wx + w) * Cp + c] = x[c, h - pt, w - pl] for h0 <= h < h1, w < Wx
  *      (g's pt, pl, H, W, C; zero outside the image and for c >= C): rows of the image in
  *      HWC order.
- * in:  tiles t < nt (tile index t0 + t; row (t0+t) / tw, column (t0+t) % tw) of xt (the
- *      image transposed to Hx x Wx x Cp): V[(xi * tb + t) * Cp + c] = (B^T d B)[xi] for each
- *      channel c < Cp, d the 6x6 input tile at row ty*m, column tx*m.
+ * in:  tiles t < nt (tile index t0 + t; row (t0+t) / tw, column (t0+t) % tw) of xt (rows
+ *      of the image in HWC order, Wx x Cp each): V[xi * vs + t * Cp + c] = (B^T d B)[xi] for
+ *      each channel c < Cp, d the 6x6 input tile at row ty*m, column tx*m (vs >= nt * Cp).
  * out: tiles t < nt: Y = A^T M A (m x m) from M[(xi * tb + t) * 16 + v], stored for the
  *      outputs inside Ho x Wo into Z[(oh * Wo + ow) * 16 + v], v < 16 (bias and ReLU come in
  *      the store, cycnn_sconv_direct_store_*). */
 void cycnn_swino_gather_avx2(const cycnn_conv_geom *g, int Cp, ptrdiff_t h0, ptrdiff_t h1,
                              ptrdiff_t Wx, const float *x, float *xt);
 void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
-                         int nt, int tb, float *V);
+                         int nt, ptrdiff_t vs, float *V);
 /* dyt: Udy[(xi * tb + t) * 16 + v] = (G_m g G_m^T)[xi] for filters k0 + v of tiles t < nt
  *      (tile t0 + t), g the m x m tile of dyt (channels-last, Kp channels, rows Wd wide). */
 void cycnn_swino_dyt_avx2(const float *dyt, ptrdiff_t Wd, int Kp, int m, int tw, ptrdiff_t t0,

@@ -87,9 +87,8 @@ ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
 }
 
 void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
-                         int nt, int tb, float *V)
+                         int nt, ptrdiff_t vs, float *V)
 {
-    const ptrdiff_t xi_stride = (ptrdiff_t)tb * Cp;
     int t, c, i, j, k;
     for (t = 0; t < nt; t++) {
         const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
@@ -111,7 +110,7 @@ void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, p
             for (i = 0; i < 6; i++)                   /* row i of V = T B */
 #pragma GCC unroll 6
                 for (j = 0; j < 6; j++)
-                    _mm256_storeu_ps(vt + (i * 6 + j) * xi_stride + c,
+                    _mm256_storeu_ps(vt + (i * 6 + j) * vs + c,
                                      comb(CYCNN_SWINO_BT[j], T[i], 1));
         }
     }
