@@ -36,9 +36,13 @@ GEOMETRIES = [
     (2, 4, 9, 13, 5, 3, 5, 1, (1, 3), 1),       # padding differs per axis, R != S, C 4
     (3, 1, 7, 6, 3, 5, 5, 1, 0, 1),             # 'valid': a 3x2 output, 6 pixels, K 3
     (2, 2, 10, 10, 9, 3, 3, 1, 3, 1),           # padding 3 > reach 2: zero rows and columns
-    (2, 20, 9, 11, 2, 3, 3, 1, 1, 1),           # 20 channels, 2 filters (and dx: 2 channels)
-    (1, 24, 20, 28, 1, 5, 5, 1, 2, 1),          # 1 filter over 24 channels: the strided
-                                                # layout (rows 32 apart), chunks of channels
+    (2, 20, 9, 11, 2, 3, 3, 1, 1, 1),           # 20 channels, 2 filters: channels-last
+    (1, 24, 20, 28, 1, 5, 5, 1, 2, 1),          # 1 filter over 24 channels: channels-last
+    (2, 6, 20, 28, 1, 5, 5, 1, 2, 1),           # 1 filter over 6 channels: the strided layout
+                                                # (rows 32 apart), chunks of channels
+    (2, 7, 16, 12, 3, 7, 7, 1, 3, 1),           # 7x7, 3 filters (dx: channels-last, S = 7)
+    (1, 4, 8, 60, 3, 7, 7, 1, 3, 1),            # 4 x 7 shifted copies of 14 x 60: chunks of
+                                                # 2 channels, the sums through y
 ]
 
 
@@ -75,8 +79,11 @@ def test_matches_reference_on_every_path(geom):
         conv.simd_select(path)
         got, kernels = _all(x, wt, b, kw, dy)
         assert kernels[0] == "fewc" and kernels[2], (path, kernels)
-        if geom[4] <= 4 and geom[1] >= 16:     # dx: a convolution of dy's few channels
-            assert kernels[1] == "fewc", kernels
+        # dx: a convolution of dy's few channels, or (3-4 channels) the channels-last path
+        # (at least 8 filters: conv._fewc_dx)
+        want_dx = ("fewc" if (geom[4] <= 4 and geom[1] >= 16)
+                   or (3 <= geom[1] <= 4 and geom[4] >= 8) else None)
+        assert want_dx is None or kernels[1] == want_dx, kernels
         for g, w_, name in zip(got, want, ("y", "dx", "dw", "db")):
             close(g, w_, f"{name} {path} {geom}")
         results[path] = got
@@ -189,8 +196,8 @@ def test_masked_last_vector_reads_no_infinity():
 
 def test_rule():
     """lenet-c1 (1 channel) and RGB first layers go to the few-channel kernel, lenet-c2 (32
-    channels, 64 filters) does not; a first layer's dx (1 or 3 channels of x) stays col2im
-    (measured faster there); set_fewc_mode(0) gives the previous kernels."""
+    channels, 64 filters) does not; lenet-c1's dx stays col2im (measured faster there), an RGB
+    layer's dx runs the few-channel kernel; set_fewc_mode(0) gives the previous kernels."""
     assert conv.fewc_applies(1, 32) and conv.fewc_applies(3, 64) and conv.fewc_applies(64, 1)
     assert not conv.fewc_applies(32, 64) and not conv.fewc_applies(8, 16)
     assert not conv.fewc_applies(1, 32, sh=2) and not conv.fewc_applies(1, 32, dh=2)
@@ -203,11 +210,11 @@ def test_rule():
         _, kernels = _all(x, wt, b, kw, dy)
         assert (kernels[0] == "fewc") == fewc and kernels[2] == fewc, (geom, kernels)
         if geom[1] < 16:
-            assert kernels[1] == "col2im", kernels
+            assert kernels[1] == ("fewc" if fewc and geom[1] == 3 else "col2im"), kernels
         old = conv.set_fewc_mode(0)
         try:
             _, kernels = _all(x, wt, b, kw, dy)
-            assert kernels[0] != "fewc" and not kernels[2], kernels
+            assert "fewc" not in kernels[:2] and not kernels[2], kernels
         finally:
             conv.set_fewc_mode(old)
     with pytest.raises(ValueError, match="mode must be 0 or 1, got 3"):

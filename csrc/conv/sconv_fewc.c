@@ -45,6 +45,9 @@
 #define PIX_BLOCK 384       /* positions per block: a multiple of 8 x 12 */
 #define DW_TAPS 5           /* taps per weight-gradient tile */
 #define SLACK 16            /* zero floats after each plane */
+#define CL_MAX_K 4          /* channels-last: at most this many filters */
+#define CL_MIN_C 8          /* and at least this many channels */
+#define CL_BUDGET 65536     /* floats of its channels-last copy per band (256 KiB) */
 
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 static ptrdiff_t round8(ptrdiff_t n) { return (n + 7) & ~(ptrdiff_t)7; }
@@ -59,6 +62,8 @@ static ptrdiff_t round8(ptrdiff_t n) { return (n + 7) & ~(ptrdiff_t)7; }
 typedef struct {
     int strided, np, cc;
     ptrdiff_t xs, bq, pc;
+    int cl;                  /* channels-last (few filters, many channels; see the note) */
+    ptrdiff_t wq, br;        /* its columns per row (Wo + S + 7), output rows per band */
 } fewc_plan;
 
 static ptrdiff_t plane_floats(const cycnn_conv_geom *g, const fewc_plan *p)
@@ -84,8 +89,22 @@ static fewc_plan make_plan(const cycnn_conv_geom *g, int allow_strided)
     p.xs = g->Wo;
     p.bq = 8;
     p.pc = 8;
+    p.cl = 0;
+    p.wq = 8;
+    p.br = 1;
     if (g->Wo <= 0 || g->Ho <= 0 || g->S <= 0)   /* nothing to compute */
         return p;
+    if (allow_strided && g->K <= CL_MAX_K && g->C >= CL_MIN_C && g->S <= 7) {
+        const ptrdiff_t cp = (g->C + 7) / 8 * 8;
+        p.cl = 1;
+        p.wq = (ptrdiff_t)g->Wo + g->S + 7;
+        p.br = CL_BUDGET / (cp * p.wq) - (g->R - 1);
+        if (p.br < 1)
+            p.br = 1;
+        if (p.br > g->Ho)
+            p.br = g->Ho;
+        return p;
+    }
     {   /* cycles, roughly: 8 floats stored per copy, 16 multiply-adds per FMA cycle */
         const double xs = (double)round8((ptrdiff_t)g->Wo + g->S - 1);
         const double copies = g->C * g->S * Hp * g->Wo / 8 + K4 * crs * g->Ho * g->Wo / 16;
@@ -102,6 +121,13 @@ static fewc_plan make_plan(const cycnn_conv_geom *g, int allow_strided)
     whole = plane_floats(g, &p) * p.np;
     if (whole * g->C <= COPY_BUDGET) {
         p.cc = g->C;
+    } else if ((COPY_BUDGET / (p.np * g->C) - SLACK - (ptrdiff_t)(g->R + 2) * p.xs) / p.xs * p.xs
+               >= 96) {    /* bands of at least 96 positions with every channel: the sums stay
+                            * in registers (chunks of channels take them through y) */
+        ptrdiff_t bq = (COPY_BUDGET / (p.np * g->C) - SLACK - (ptrdiff_t)(g->R + 2) * p.xs);
+        bq = p.strided ? bq / p.xs * p.xs : bq & ~(ptrdiff_t)7;
+        p.cc = g->C;
+        p.bq = bq > round8(L) ? round8(L) : bq;
     } else if (whole <= COPY_BUDGET) {
         p.cc = (int)(COPY_BUDGET / whole);
     } else {                                  /* one channel's planes exceed the budget: bands */
@@ -129,22 +155,33 @@ static size_t offsets_bytes(const cycnn_conv_geom *g, const fewc_plan *p)
     return align64((size_t)p->cc * g->R * g->S * sizeof(ptrdiff_t));
 }
 
-size_t cycnn_sconv_fewc_packed_floats(int K, ptrdiff_t CRS)
+size_t cycnn_sconv_fewc_packed_floats(int K, int C, ptrdiff_t RS)
 {
-    return (size_t)K * (size_t)CRS;
+    return (size_t)K * (size_t)RS * ((size_t)C + (size_t)(C + 7) / 8 * 8);
 }
 
-void cycnn_sconv_fewc_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp)
+void cycnn_sconv_fewc_pack_weights(int K, int C, int R, int S, const float *w, float *wp)
 {
-    int k0, f;
+    const ptrdiff_t RS = (ptrdiff_t)R * S, CRS = C * RS;
+    const int KB = (C + 7) / 8;
+    float *cl = wp + (ptrdiff_t)K * CRS;
+    int k0, f, cb, v;
     ptrdiff_t t;
-    for (k0 = 0; k0 < K; k0 += 4) {
+    for (k0 = 0; k0 < K; k0 += 4) {          /* blocks of <= 4 filters, tap-major */
         const int F = K - k0 < 4 ? K - k0 : 4;
         float *blk = wp + (ptrdiff_t)k0 * CRS;
         for (t = 0; t < CRS; t++)
             for (f = 0; f < F; f++)
                 blk[t * F + f] = w[(ptrdiff_t)(k0 + f) * CRS + t];
     }
+    if (!(K <= CL_MAX_K && C >= CL_MIN_C && S <= 7))   /* make_plan never takes it */
+        return;
+    for (f = 0; f < K; f++)                  /* channels-last: [f][cb][r][s][8] */
+        for (cb = 0; cb < KB; cb++)
+            for (t = 0; t < RS; t++)
+                for (v = 0; v < 8; v++)
+                    cl[(((ptrdiff_t)f * KB + cb) * RS + t) * 8 + v] =
+                        cb * 8 + v < C ? w[(ptrdiff_t)f * CRS + (cb * 8 + v) * RS + t] : 0.0f;
 }
 
 size_t cycnn_sconv_fewc_workspace_bytes(const cycnn_conv_geom *g)
@@ -152,7 +189,9 @@ size_t cycnn_sconv_fewc_workspace_bytes(const cycnn_conv_geom *g)
     const fewc_plan p = make_plan(g, 1), q = make_plan(g, 0);
     const size_t ybuf = p.strided ? align64((size_t)(g->K > 0 ? g->K : 1) * p.bq * sizeof(float))
                                   : 0;
-    const size_t fwd = copies_bytes(g, &p) + offsets_bytes(g, &p) + ybuf;
+    const size_t fwd = p.cl ? align64((size_t)(g->C + 7) / 8 * 8 * (p.br + g->R - 1) * p.wq *
+                                      sizeof(float))
+                            : copies_bytes(g, &p) + offsets_bytes(g, &p) + ybuf;
     const size_t dw = copies_bytes(g, &q) + offsets_bytes(g, &q);
     return fwd > dw ? fwd : dw;
 }
@@ -290,6 +329,54 @@ void cycnn_sconv_fewc_dwtile_generic(int F, int T, ptrdiff_t nv, int nlast, cons
     }
 }
 
+void cycnn_sconv_fewc_cl_build_generic(const cycnn_conv_geom *g, ptrdiff_t wq, const float *x,
+                                       ptrdiff_t hb, ptrdiff_t nr, ptrdiff_t h0, ptrdiff_t h1,
+                                       float *xt)
+{
+    const ptrdiff_t H = g->H, W = g->W;
+    const int KB = (g->C + 7) / 8;
+    int cb, v;
+    ptrdiff_t h, i;
+    for (cb = 0; cb < KB; cb++)
+        for (h = h0; h < h1; h++) {
+            float *row = xt + (cb * nr + h - hb) * wq * 8;
+            const ptrdiff_t ih = h - g->pt;
+            for (i = 0; i < wq; i++)
+                for (v = 0; v < 8; v++) {
+                    const ptrdiff_t iw = i - g->pl, c = (ptrdiff_t)cb * 8 + v;
+                    row[i * 8 + v] = c < g->C && ih >= 0 && ih < H && iw >= 0 && iw < W
+                                         ? x[(c * H + ih) * W + iw] : 0.0f;
+                }
+        }
+}
+
+void cycnn_sconv_fewc_cl_tile_generic(int S, int R, int KB, const float *xt, ptrdiff_t cbs,
+                                      ptrdiff_t rs, const float *w, int n, int first,
+                                      const float *bias, int relu, float *y)
+{
+    float a[8][8];
+    int cb, r, s, j, v;
+    memset(a, 0, sizeof a);
+    for (cb = 0; cb < KB; cb++)
+        for (r = 0; r < R; r++)
+            for (s = 0; s < S; s++) {
+                const float *wv = w + (((ptrdiff_t)cb * R + r) * S + s) * 8;
+                const float *row = xt + cb * cbs + r * rs + s * 8;
+                for (j = 0; j < n; j++)
+                    for (v = 0; v < 8; v++)
+                        a[j][v] += wv[v] * row[j * 8 + v];
+            }
+    for (j = 0; j < n; j++) {
+        const float e = hsum8(a[j]) + (first ? (bias != NULL ? *bias : 0.0f) : y[j]);
+        y[j] = relu && e < 0.0f ? 0.0f : e;   /* NaN stays NaN */
+    }
+}
+
+typedef void (*cl_build_fn)(const cycnn_conv_geom *, ptrdiff_t, const float *, ptrdiff_t,
+                            ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
+typedef void (*cl_tile_fn)(int, int, int, const float *, ptrdiff_t, ptrdiff_t, const float *, int,
+                           int, const float *, int, float *);
+
 typedef void (*fwd_fn)(int, int, ptrdiff_t, int, const float *, const ptrdiff_t *, ptrdiff_t,
                        const float *, int, const float *, int, float *, ptrdiff_t);
 typedef void (*dw_fn)(int, int, ptrdiff_t, int, const float *, const ptrdiff_t *, const float *,
@@ -369,6 +456,38 @@ void cycnn_sconv_fewc(const void *cfg, const cycnn_conv_geom *g, const float *wp
                 const float b = bias != NULL ? bias[k] : 0.0f;
                 y[k * ldy + j] = relu && b < 0.0f ? 0.0f : b;
             }
+        return;
+    }
+    if (p.cl) {        /* channels-last: bands of output rows, all channels at once */
+        const int KB = (C + 7) / 8, R = g->R;
+        const float *wcl = wp + (ptrdiff_t)K * C * RS;
+        cl_build_fn clb = cycnn_sconv_fewc_cl_build_generic;
+        cl_tile_fn clt = cycnn_sconv_fewc_cl_tile_generic;
+        const ptrdiff_t oha = l0 / Wo, ohe = (l1 - 1) / Wo + 1;
+        ptrdiff_t ohb, oh, ow0;
+#if CYCNN_GEMM_X86
+        if (use_avx2(cfg)) {
+            clb = cycnn_sconv_fewc_cl_build_avx2;
+            clt = cycnn_sconv_fewc_cl_tile_avx2;
+        }
+#endif
+        for (ohb = oha; ohb < ohe; ohb += p.br) {
+            const ptrdiff_t n_oh = ohe - ohb < p.br ? ohe - ohb : p.br, nr = n_oh + R - 1;
+            const ptrdiff_t cbs = nr * p.wq * 8;
+            clb(g, p.wq, x, ohb, nr, ohb, ohb + R - 1, xc);
+            for (oh = ohb; oh < ohb + n_oh; oh++) {
+                /* the band's copy row by row, each just before the output row that first
+                 * reads it */
+                clb(g, p.wq, x, ohb, nr, oh + R - 1, oh + R, xc);
+                const ptrdiff_t cs = oh * Wo < l0 ? l0 - oh * Wo : 0;
+                const ptrdiff_t ce = oh * Wo + Wo > l1 ? l1 - oh * Wo : Wo;
+                for (ow0 = cs; ow0 < ce; ow0 += 8)
+                    for (k = 0; k < K; k++)
+                        clt(g->S, R, KB, xc + ((oh - ohb) * p.wq + ow0) * 8, cbs, p.wq * 8,
+                            wcl + (ptrdiff_t)k * KB * RS * 8, ce - ow0 < 8 ? (int)(ce - ow0) : 8,
+                            1, bias != NULL ? bias + k : NULL, relu, y + k * ldy + oh * Wo + ow0);
+            }
+        }
         return;
     }
     /* positions [qa, qb): the pixels themselves, or (strided) the rows holding them */

@@ -7,9 +7,10 @@
  * (c, r, s) reads x[c, oh - pt + r, ow - pl + s], zero outside the image.
  *
  * Forward (also dx, as the forward pass of dy with the flipped, transposed filters):
- *   1. cycnn_sconv_fewc_pack_weights(): the K x CRS filter matrix (rows CRS apart) into blocks
- *      of <= 4 filters, tap-major (cycnn_sconv_fewc_packed_floats(K, CRS) floats), once per call;
- *      read-only afterwards, shared by all threads.
+ *   1. cycnn_sconv_fewc_pack_weights(): the K x C x R x S filters (contiguous) into blocks of
+ *      <= 4 filters, tap-major, then again channels-last in blocks of 8 channels
+ *      (cycnn_sconv_fewc_packed_floats(K, C, R*S) floats), once per call; read-only
+ *      afterwards, shared by all threads.
  *   2. per image: cycnn_sconv_fewc() for a range [l0, l1) of output pixels (l0 a multiple of
  *      8) of the UNPADDED image x (C x H x W contiguous):
  *        y[k*ldy + l] = bias[k] + sum_{c,r,s} w[k, c, r, s] * x[c, oh - pt + r, ow - pl + s]
@@ -36,8 +37,8 @@
 extern "C" {
 #endif
 
-size_t cycnn_sconv_fewc_packed_floats(int K, ptrdiff_t CRS);
-void cycnn_sconv_fewc_pack_weights(int K, ptrdiff_t CRS, const float *w, float *wp);
+size_t cycnn_sconv_fewc_packed_floats(int K, int C, ptrdiff_t RS);
+void cycnn_sconv_fewc_pack_weights(int K, int C, int R, int S, const float *w, float *wp);
 size_t cycnn_sconv_fewc_workspace_bytes(const cycnn_conv_geom *g);
 void cycnn_sconv_fewc(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                       const float *x, ptrdiff_t l0, ptrdiff_t l1, const float *bias, int relu,
@@ -57,9 +58,27 @@ void cycnn_sconv_fewc_dw_finish(int K, ptrdiff_t CRS, const float *acc, ptrdiff_
  * dw: F (1..2) filters x T (1..5) taps over nv vectors of pixels (the last with nlast lanes):
  *   acc[f*ldacc + t*8 + lane] += sum_v dy[f*ldy + v*8 + lane] * xc[toff[t] + v*8 + lane];
  *   db[f] (+)= sum_j dy[f*ldy + j] when db is not NULL.
+ * cl_build: padded rows [h0, h1) of all channels, channels-last in blocks of 8 (zero past C),
+ *   into a band of nr rows from row hb: xt[((cb*nr + h - hb)*wq + i)*8 + v] = x[cb*8 + v,
+ *   h - pt, i - pl] (0 outside the image) for i < wq.
+ * cl_tile: filter f, one output row, n (1..8) pixels from column ow0: y[j] = epilogue(
+ *   (first ? (bias ? *bias : 0) : y[j]) + sum_{cb,r,s,v} w[((cb*R + r)*S + s)*8 + v] *
+ *   xt[cb*cbs + r*rs + (j + s)*8 + v]) (xt at the window's top row, column ow0), S <= 7.
  * build: channels [c0, c0 + ncc) of x, padded rows [h0, h1), np planes per channel (pc floats
  *   apart) of rows xs floats: xc[((cl*np + p)*pc + (h - h0)*xs + i] = x[c0 + cl, h - pt,
  *   i + p - pl] (0 outside the image), then 16 zeros after the last row of each plane. */
+void cycnn_sconv_fewc_cl_build_generic(const cycnn_conv_geom *g, ptrdiff_t wq, const float *x,
+                                       ptrdiff_t hb, ptrdiff_t nr, ptrdiff_t h0, ptrdiff_t h1,
+                                       float *xt);
+void cycnn_sconv_fewc_cl_build_avx2(const cycnn_conv_geom *g, ptrdiff_t wq, const float *x,
+                                    ptrdiff_t hb, ptrdiff_t nr, ptrdiff_t h0, ptrdiff_t h1,
+                                    float *xt);
+void cycnn_sconv_fewc_cl_tile_generic(int S, int R, int KB, const float *xt, ptrdiff_t cbs,
+                                      ptrdiff_t rs, const float *w, int n, int first,
+                                      const float *bias, int relu, float *y);
+void cycnn_sconv_fewc_cl_tile_avx2(int S, int R, int KB, const float *xt, ptrdiff_t cbs,
+                                   ptrdiff_t rs, const float *w, int n, int first,
+                                   const float *bias, int relu, float *y);
 void cycnn_sconv_fewc_build_generic(const cycnn_conv_geom *g, int np, ptrdiff_t xs, ptrdiff_t pc,
                                     const float *x, int c0, int ncc, ptrdiff_t h0, ptrdiff_t h1,
                                     float *xc);

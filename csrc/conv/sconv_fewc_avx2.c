@@ -19,6 +19,8 @@
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(CYCNN_GEMM_NO_X86)
 #include <immintrin.h>
 
+#include "transpose8_avx2.h"
+
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static const int MASK_LANES[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -286,6 +288,155 @@ void cycnn_sconv_fewc_build_avx2(const cycnn_conv_geom *g, int np, ptrdiff_t xs,
                 _mm256_storeu_ps(dst + (h1 - h0) * xs + i, zero);
         }
     }
+}
+
+/* ---- channels-last: few filters over many channels */
+
+/* (rows of 8 channels of 8 pixels: 8x8 transposes; lanes past C and columns outside the image
+ * zero; only the padding columns are zeroed apart) */
+void cycnn_sconv_fewc_cl_build_avx2(const cycnn_conv_geom *g, ptrdiff_t wq, const float *x,
+                                    ptrdiff_t hb, ptrdiff_t nr, ptrdiff_t h0, ptrdiff_t h1,
+                                    float *xt)
+{
+    const ptrdiff_t H = g->H, W = g->W, HW = H * W, pl = g->pl;
+    const int KB = (g->C + 7) / 8;
+    const __m256 zero = _mm256_setzero_ps();
+    /* image columns [a, b) land in xt's columns [a + pl, b + pl) inside [0, wq) */
+    const ptrdiff_t a = pl < 0 ? -pl : 0, b = W + pl > wq ? wq - pl : W;
+    int cb, v;
+    ptrdiff_t h, i, iw;
+    for (cb = 0; cb < KB; cb++) {
+        const int nc = g->C - cb * 8 < 8 ? g->C - cb * 8 : 8;
+        for (h = h0; h < h1; h++) {
+            float *row = xt + ((cb * nr + h - hb) * wq) * 8;
+            const ptrdiff_t ih = h - g->pt;
+            if (ih < 0 || ih >= H || b <= a) {
+                for (i = 0; i < wq; i++)
+                    _mm256_store_ps(row + i * 8, zero);
+                continue;
+            }
+            for (i = 0; i < a + pl; i++)
+                _mm256_store_ps(row + i * 8, zero);
+            for (i = b + pl; i < wq; i++)
+                _mm256_store_ps(row + i * 8, zero);
+            {
+                const float *src = x + (ptrdiff_t)cb * 8 * HW + ih * W;
+                float *dst = row + pl * 8;
+                for (iw = a; iw < b; iw += 8) {
+                    const int nw = b - iw < 8 ? (int)(b - iw) : 8;
+                    __m256 r0, r1, r2, r3, r4, r5, r6, r7;
+                    if (nw == 8 && nc == 8) {
+                        r0 = _mm256_loadu_ps(src + iw);
+                        r1 = _mm256_loadu_ps(src + HW + iw);
+                        r2 = _mm256_loadu_ps(src + 2 * HW + iw);
+                        r3 = _mm256_loadu_ps(src + 3 * HW + iw);
+                        r4 = _mm256_loadu_ps(src + 4 * HW + iw);
+                        r5 = _mm256_loadu_ps(src + 5 * HW + iw);
+                        r6 = _mm256_loadu_ps(src + 6 * HW + iw);
+                        r7 = _mm256_loadu_ps(src + 7 * HW + iw);
+                    } else {
+                        const __m256i m = lane_mask(nw);
+#define CL_LD(V) r##V = nc > V ? _mm256_maskload_ps(src + V * HW + iw, m) : zero;
+                        CL_LD(0) CL_LD(1) CL_LD(2) CL_LD(3) CL_LD(4) CL_LD(5) CL_LD(6) CL_LD(7)
+#undef CL_LD
+                    }
+                    {
+                        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                        float *d = dst + iw * 8;   /* column iw + j: 8 channels */
+                        _mm256_store_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+                        if (nw > 1) _mm256_store_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+                        if (nw > 2) _mm256_store_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+                        if (nw > 3) _mm256_store_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+                        if (nw > 4) _mm256_store_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+                        if (nw > 5) _mm256_store_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+                        if (nw > 6) _mm256_store_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+                        if (nw > 7) _mm256_store_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+                    }
+                }
+            }
+        }
+    }
+    (void)v;
+}
+
+#define CL_ACC(p) __m256 c##p = zero;
+#define CL_W(s) const __m256 w##s = S > s ? _mm256_loadu_ps(wr + s * 8) : zero;
+#define CL_J(J)                                                                                 \
+    if (J < 8 + S - 1) {                                                                        \
+        const __m256 d = _mm256_load_ps(row + J * 8);                                           \
+        CL_S(0, J) CL_S(1, J) CL_S(2, J) CL_S(3, J) CL_S(4, J) CL_S(5, J) CL_S(6, J)           \
+    }
+#define CL_S(s, J)                                                                              \
+    if (S > s && J - s >= 0 && J - s < 8) {                                                     \
+        switch (J - s) {                                                                        \
+        case 0: c0 = _mm256_fmadd_ps(w##s, d, c0); break;                                       \
+        case 1: c1 = _mm256_fmadd_ps(w##s, d, c1); break;                                       \
+        case 2: c2 = _mm256_fmadd_ps(w##s, d, c2); break;                                       \
+        case 3: c3 = _mm256_fmadd_ps(w##s, d, c3); break;                                       \
+        case 4: c4 = _mm256_fmadd_ps(w##s, d, c4); break;                                       \
+        case 5: c5 = _mm256_fmadd_ps(w##s, d, c5); break;                                       \
+        case 6: c6 = _mm256_fmadd_ps(w##s, d, c6); break;                                       \
+        default: c7 = _mm256_fmadd_ps(w##s, d, c7); break;                                      \
+        }                                                                                       \
+    }
+
+/* 8 pixels x 8 channel lanes in 8 accumulators; per (channel block, r): S weight vectors, the
+ * row's 8 + S - 1 pixel vectors loaded once each (aligned), each feeding the S FMAs of the
+ * pixels it is a tap of. Then the 8 accumulators transposed and summed: pixel p in lane p. */
+ALWAYS_INLINE void cl_tile(const int S, int R, int KB, const float *xt, ptrdiff_t cbs,
+                           ptrdiff_t rs, const float *w, int n, int first, const float *bias,
+                           int relu, float *y)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i tail = lane_mask(n);
+    int cb, r;
+    CL_ACC(0) CL_ACC(1) CL_ACC(2) CL_ACC(3) CL_ACC(4) CL_ACC(5) CL_ACC(6) CL_ACC(7)
+    for (cb = 0; cb < KB; cb++)
+        for (r = 0; r < R; r++) {
+            const float *row = xt + cb * cbs + r * rs;
+            const float *wr = w + ((ptrdiff_t)cb * R + r) * S * 8;
+            CL_W(0) CL_W(1) CL_W(2) CL_W(3) CL_W(4) CL_W(5) CL_W(6)
+            CL_J(0) CL_J(1) CL_J(2) CL_J(3) CL_J(4) CL_J(5) CL_J(6) CL_J(7)
+            CL_J(8) CL_J(9) CL_J(10) CL_J(11) CL_J(12) CL_J(13)
+        }
+    {
+        __m256 t[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        __m256 v;
+        cycnn_transpose8_avx2(t);   /* t[lane][p] */
+        v = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t[0], t[4]), _mm256_add_ps(t[2], t[6])),
+                          _mm256_add_ps(_mm256_add_ps(t[1], t[5]), _mm256_add_ps(t[3], t[7])));
+        v = _mm256_add_ps(v, first ? (bias != NULL ? _mm256_set1_ps(*bias) : zero)
+                                   : _mm256_maskload_ps(y, tail));
+        if (relu)
+            v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), v);
+        _mm256_maskstore_ps(y, tail, v);
+    }
+}
+
+typedef void (*cl_fn)(int, int, const float *, ptrdiff_t, ptrdiff_t, const float *, int, int,
+                      const float *, int, float *);
+#define CL_INSTANCE(S)                                                                          \
+    static void cl_##S(int R, int KB, const float *xt, ptrdiff_t cbs, ptrdiff_t rs,             \
+                       const float *w, int n, int first, const float *bias, int relu, float *y) \
+    {                                                                                           \
+        cl_tile(S, R, KB, xt, cbs, rs, w, n, first, bias, relu, y);                             \
+    }
+CL_INSTANCE(1) CL_INSTANCE(2) CL_INSTANCE(3) CL_INSTANCE(4) CL_INSTANCE(5) CL_INSTANCE(6)
+CL_INSTANCE(7)
+static const cl_fn CL[7] = {cl_1, cl_2, cl_3, cl_4, cl_5, cl_6, cl_7};
+
+void cycnn_sconv_fewc_cl_tile_avx2(int S, int R, int KB, const float *xt, ptrdiff_t cbs,
+                                   ptrdiff_t rs, const float *w, int n, int first,
+                                   const float *bias, int relu, float *y)
+{
+    CL[S - 1](R, KB, xt, cbs, rs, w, n, first, bias, relu, y);
 }
 
 #else
