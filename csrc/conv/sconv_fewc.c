@@ -20,13 +20,18 @@
  *     filters x <= 5 taps (10 vector accumulators, + 2 for db), the depth running over all the
  *     image's pixels; the vectors are added to per-thread vector partial sums (K x CRS x 8) once
  *     per image and reduced (lanes, then threads, in a fixed order) at the end of the call.
- *   - few filters over many channels (a layer of 1-4 filters; or the dx of a first layer, the
- *     forward pass of dy's 32 channels with the flipped filters): the copies are built in
- *     chunks of channels within COPY_BUDGET floats, the tile's partial sums going through y
- *     between chunks; and in the "strided" layout when that costs less (make_plan: one padded
- *     plane per channel, rows round8(Wo + S - 1) apart, the extra columns computed and dropped:
- *     S times fewer copies). A huge image is cut into bands of output pixels (rows) the same
- *     way (the copies of a band hold its rows and the R - 1 below).
+ *   - few filters (<= 4) over many channels (>= 8; e.g. the dx of an RGB first layer, the
+ *     forward pass of dy's 32 channels with the flipped filters into 3 "filters"): the
+ *     CHANNELS-LAST path instead. dy is transposed (8x8 in registers) into blocks of 8 channels,
+ *     xt[cb][h][w][8], per band of rows, row by row just before use; a tile is 8 pixels of one
+ *     output row x 8 channel lanes in 8 accumulators: per (channel block, r) the S weight
+ *     vectors stay in registers and each of the row's 8 + S - 1 pixel vectors is loaded once
+ *     (aligned) and feeds the S FMAs of the pixels it is a tap of (0.4 loads per FMA); at the
+ *     end an 8x8 transpose sums the lanes (S <= 7).
+ *   - else, many copies (C x S planes over the budget): bands of positions with every channel,
+ *     or chunks of channels (the sums then go through y between chunks); and the "strided"
+ *     layout when that costs less (make_plan: one padded plane per channel, rows
+ *     round8(Wo + S - 1) apart, the extra columns computed and dropped: S times fewer copies).
  *   Loop nest (forward): bands | channel chunks: build the copies | blocks of PIX_BLOCK pixels
  *   (the copies' window, the block's taps, stays in L1) | filter blocks | tiles.
  *   The AVX2 kernels (sconv_fewc_avx2.c) run when the selected GEMM path is avx2 or avx512;
@@ -34,7 +39,8 @@
  * Parallelism: none inside; callers give threads images, or disjoint pixel ranges (forward) /
  *   filter ranges (weight gradient) of one image.
  * Memory: workspace = the copies (<= COPY_BUDGET floats, more only when a few rows of S planes
- *   are larger) + the tap offsets (+ strided: the sums of a band, K x its positions).
+ *   are larger) + the tap offsets (+ strided: the sums of a band, K x its positions);
+ *   channels-last: its copy of a band of rows (<= CL_BUDGET floats unless one row is larger).
  */
 #include <string.h>
 

@@ -1,6 +1,7 @@
 /* sconv_fewc.h -- float convolution of one image with few input channels or few filters
  * (first layers; the input gradient of a first layer), vectorised along the flattened output
- * plane (see sconv_fewc.c for the design).
+ * plane, or for few filters over many channels along the channels (see sconv_fewc.c for the
+ * design).
  *
  * Geometry: cycnn_conv_geom of sconv_igemm.h with sh == sw == dh == dw == 1 (any padding,
  * negative = cropped; Ho = H + pt + pb - R + 1, Wo alike). Output pixel l = oh*Wo + ow, tap

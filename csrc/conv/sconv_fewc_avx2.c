@@ -9,6 +9,10 @@
  * dw: F (<= 2) filters x T (<= 5) taps of vector accumulators (+ F for db) over the pixels; the
  *   last, partial vector is loaded masked (dy AND the copies: a masked-off pixel contributes
  *   an exact 0 even where the copies hold an infinity).
+ * cl_tile: channels-last, 8 pixels x 8 channel lanes; S (1..7) weight vectors in registers, the
+ *   8 + S - 1 pixel vectors of a row loaded once each; lanes summed by an 8x8 transpose.
+ * build / cl_build: the shifted copies (masked loads of the image rows) and the channels-last
+ *   copy (8x8 transposes).
  * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2. No memory besides
  * the operands.
  */

@@ -20,7 +20,9 @@
 # (csrc/conv/sconv_igemm.c: the GEMM's B panels packed from the padded image) measured faster.
 # Ahead of those, stride-1 undilated convolutions with at most 4 input channels or 4 filters
 # (first layers; fewc_applies) run the few-channel kernel (csrc/conv/sconv_fewc.c), vectorised
-# along the flattened output plane over shifted copies of the image, forward and weight gradient.
+# along the flattened output plane over shifted copies of the image (few filters over many
+# channels: along the channels), forward and weight gradient, and the dx of layers with 3-4
+# input channels (_fewc_dx).
 # dx for stride 1 is the same kernels run on dy
 # with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
 # dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
