@@ -248,6 +248,17 @@ def test_first_layer_skips_its_input_gradient():
     assert layer.backward(np.ones_like(y)) is None and layer.grads["kernel"].shape == (4, 2, 3, 3)
 
 
+def test_first_conv_transpose_skips_its_input_gradient():
+    layer = L.Conv2DTranspose(3, 3, stride=2, padding=1)
+    x = _randn(2, 4, 5, 5).astype(np.float32)
+    dy = _randn(*layer.forward(x).shape).astype(np.float32)
+    assert layer.backward(dy) is not None
+    full = layer.grads["kernel"].copy()
+    layer.needs_input_grad = False
+    assert layer.backward(dy) is None
+    np.testing.assert_array_equal(layer.grads["kernel"], full)
+
+
 def test_a_unet_like_functional_model_trains_with_the_new_layers():
     """Every new layer in one graph: gradient-checked end to end, then a few SGD steps lower
     the loss."""

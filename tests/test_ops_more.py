@@ -169,6 +169,11 @@ def test_conv_transpose2d_vs_reference(rng, threads, dtype, case):
                              (K // g * R * S, L, N * ey.shape[2] * ey.shape[3])):
         assert a.dtype == dtype
         assert_close(a, e, *tolerance(dtype, n), f"{name} {ctx}")
+    # without dx: None, and dw / db the same bits as with it
+    no_dx = ops.conv_transpose2d_backward(dy, x, w, **geo, compute_dx=False)
+    assert no_dx[0] is None
+    np.testing.assert_array_equal(no_dx[1], got[1])
+    np.testing.assert_array_equal(no_dx[2], got[2])
 
 
 @pytest.mark.parametrize("stride, padding, output_padding, dilation, kernel", [

@@ -372,10 +372,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
 
 
 def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, dilation=1,
-                              groups=1):
+                              groups=1, compute_dx=True):
     """Gradients of :func:`conv_transpose2d` with respect to x, w and b: dx is a convolution of
     dy with w (the forward conv2d kernel), dw the weight-gradient half of the conv2d backward
     kernel with the roles of x and dy swapped, db the sum of dy over N, Ho, Wo.
+    ``compute_dx=False`` skips dx (returned as None), as for :func:`conv2d_backward`.
 
     Shape:
         dy (N, K, Ho, Wo), x (N, C_in, H, W), w (C_in, K/groups, R, S) ->
@@ -393,16 +394,17 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, d
                       "conv_transpose2d_backward")
     xg = x[None] if groups == 1 else _group_split(x, groups)
     dyg = dy[None] if groups == 1 else _group_split(dy, groups)
-    dxg = np.empty(xg.shape, dtype=dtype)
+    dxg = np.empty(xg.shape, dtype=dtype) if compute_dx else None
     dw = np.empty(w.shape, dtype=dtype)
     for g in range(groups):
         part = slice(g * cg, (g + 1) * cg)
         # x = conv2d(dy, w) is the adjoint's forward; dw = conv2d's dw with x as its dy
-        _conv.conv2d_forward(dyg[g], w[part], np.zeros(0, dtype), False, dxg[g], *geometry,
-                             threads)
+        if compute_dx:
+            _conv.conv2d_forward(dyg[g], w[part], np.zeros(0, dtype), False, dxg[g], *geometry,
+                                 threads)
         _conv.conv2d_backward(xg[g], dyg[g], w[part], None, dw[part], np.empty(cg, dtype),
                               *geometry, threads)
-    dx = dxg[0] if groups == 1 else _group_merge(dxg)
+    dx = None if not compute_dx else dxg[0] if groups == 1 else _group_merge(dxg)
     return dx, dw, dy.sum(axis=(0, 2, 3))
 
 

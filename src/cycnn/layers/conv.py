@@ -233,7 +233,8 @@ class Conv2DTranspose(WithActivation, Layer):
         x = self._cached("x")
         dy = np.asarray(self._activation_backward(dy), dtype=self.dtype)
         dx, dw, db = ops.conv_transpose2d_backward(dy, x, self.params["kernel"],
-                                                   **self._geometry())
+                                                   **self._geometry(),
+                                                   compute_dx=self.needs_input_grad)
         self.grads = {"kernel": dw}
         if self.use_bias:
             self.grads["bias"] = db
