@@ -460,9 +460,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
 
 
 def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, dilation=1,
-                              groups=1):
+                              groups=1, compute_dx=True):
     """Gradients of :func:`conv_transpose2d`: each input pixel's gradient gathers dy over the
-    window it scattered into.
+    window it scattered into. ``compute_dx=False`` skips dx (returned as None).
 
     Shape: dy (N, K, Ho, Wo), x (N, C_in, H, W), w (C_in, K/groups, R, S)
     -> dx (N, C_in, H, W), dw (C_in, K/groups, R, S), db (K,).
@@ -483,12 +483,14 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, d
                                      max(full_hw[1], left + out_hw[1])), dtype=dy.dtype)
     grown[:, :, top:top + out_hw[0], left:left + out_hw[1]] = dy
     win = _windows(grown[:, :, :full_hw[0], :full_hw[1]], (R, S), stride_hw, dilation_hw, (H, W))
-    dx = np.zeros(x.shape, dtype=x.dtype)
+    dx = np.zeros(x.shape, dtype=x.dtype) if compute_dx else None
     dw = np.zeros(w.shape, dtype=x.dtype)
     for g in range(groups):
         wing = win[:, g * kg:(g + 1) * kg]                                # (N, Kg, H, W, R, S)
-        dx[:, g * cg:(g + 1) * cg] = np.tensordot(wing, w[g * cg:(g + 1) * cg],
-                                                  axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+        if compute_dx:
+            dx[:, g * cg:(g + 1) * cg] = np.tensordot(wing, w[g * cg:(g + 1) * cg],
+                                                      axes=([1, 4, 5], [1, 2, 3])
+                                                      ).transpose(0, 3, 1, 2)
         dw[g * cg:(g + 1) * cg] = np.tensordot(x[:, g * cg:(g + 1) * cg], wing,
                                                axes=([0, 2, 3], [0, 2, 3]))
     return dx, dw, np.ascontiguousarray(dy.sum(axis=(0, 2, 3)), dtype=x.dtype)
