@@ -110,6 +110,20 @@ def test_concatenate_on_the_channel_axis_and_4d_outputs_come_back_channels_last(
     np.testing.assert_array_equal(model2.predict(x, verbose=0), np.concatenate([x, x], axis=2))
 
 
+def test_summary_shows_keras_channels_last_shapes():
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3, activation="relu"),
+                              layers.MaxPooling2D(), layers.Flatten(), layers.Dense(10)])
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "(None, 26, 26, 8)" in text and "(None, 13, 13, 8)" in text, text
+    assert "(None, 1352)" in text and "(None, 10)" in text, text
+    assert "(None, 8, 26, 26)" not in text, text
+    lines = []
+    model.cycnn_model.summary(print_fn=lines.append)   # cycnn's own model stays channels-first
+    assert "(None, 8, 26, 26)" in "\n".join(lines)
+
+
 @pytest.mark.parametrize("padding, stride, kernel, size, want", [
     ("same", 2, 3, 5, 10), ("same", 2, 2, 5, 10), ("same", 1, 3, 5, 5),
     ("valid", 2, 3, 5, 11), ("valid", 2, 2, 5, 10), ("valid", 3, 2, 5, 15)])

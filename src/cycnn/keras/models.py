@@ -121,8 +121,9 @@ class Model:
         return (None,) + _to_nhwc_shape(self.cycnn_model.output_shape)
 
     def summary(self, print_fn=print):
-        """cycnn's summary of the model (shapes are cycnn's channels-first ones)."""
-        self.cycnn_model.summary(print_fn=print_fn)
+        """cycnn's summary of the model, with Keras's channels-last shapes (None = batch)."""
+        self.cycnn_model.summary(print_fn=print_fn,
+                                 shape_fn=lambda s: s[:1] + _to_nhwc_shape(s[1:]))
 
     def count_params(self):
         return sum(self.cycnn_model.count_params())

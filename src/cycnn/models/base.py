@@ -254,12 +254,14 @@ class Model:
         self.mark_weights_changed()
 
     # ------------------------------------------------------------------ summary
-    def _summary_rows(self):
+    def _summary_rows(self, shape_fn=None):
         rows = []
         graph = self._graph
         for layer in self.layers:
             nodes = [n for n in graph.nodes if n.layer is layer]
             shape = nodes[0].output.shape if nodes else (None,) + tuple(layer.output_shape)
+            if shape_fn is not None:
+                shape = shape_fn(tuple(shape))
             sources = [t.name for n in nodes for t in n.inputs]
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape),
                          f"{sum(int(p.size) for p in layer.params.values()):,}",
@@ -268,12 +270,14 @@ class Model:
 
     _summary_links = True  # the 'Connected to' column (not for Sequential's plain chain)
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn=print, shape_fn=None):
         """Print a table: layer name (type), output shape (None = batch), parameter count and,
-        for a functional model, the tensors each layer reads ('Connected to')."""
+        for a functional model, the tensors each layer reads ('Connected to'). ``shape_fn``
+        maps each output shape before it is printed (the Keras front end shows channels-last
+        shapes)."""
         self._require_built()
         heads = ("Layer (type)", "Output shape", "Param #", "Connected to")
-        rows = self._summary_rows()
+        rows = self._summary_rows(shape_fn)
         if not self._summary_links:
             heads, rows = heads[:3], [r[:3] for r in rows]
         w = [max([len(heads[k])] + [len(r[k]) for r in rows]) for k in range(len(heads))]
