@@ -2,7 +2,7 @@
 
     python benchmarks/compare_training.py [--threads 1,2] [--steps 100] [--warmup 10] [--runs 3]
                                           [--batch-size 64] [--data DIR] [--synthetic]
-                                          [--epoch] [--no-torch]
+                                          [--epoch [--seeds N] [--images N]] [--no-torch]
 
 Both frameworks train the same architecture (conv 32@5x5 'same' + ReLU, maxpool 2, conv 64@5x5
 'same' + ReLU, maxpool 2, flatten, dense 1000 + ReLU, dense 10; Adam 1e-3; cross-entropy on
@@ -17,7 +17,10 @@ The last column is the process CPU time per step (all threads, spinning included
 shared with other work it shows the work done when the wall clock mostly shows the waiting.
 
 ``--epoch`` instead trains each framework for one epoch over the 60,000 training images (the same
-shuffled order for both) and prints the test accuracy and the epoch's images/s.
+shuffled order for both) and prints the test accuracy and the epoch's images/s; ``--seeds N``
+repeats that from N initial weights of each framework (``cycnn.seed(s)`` / ``torch.manual_seed(s)``,
+s = 0 .. N-1) and gives the mean and range of the accuracies: after one epoch they move by a few
+tenths of a percent with the initial weights and the rounding, so one run compares little.
 
 Real MNIST from ``--data`` / ``CYCNN_DATA`` (or ``--synthetic`` random images). The workers are
 this script (``--worker cycnn``) and ``cycnn/_torch_train.py``, which never imports cycnn.
@@ -38,7 +41,7 @@ def _cycnn_worker(args):
     import cycnn
     from cycnn._profile import reference_network
     cycnn.set_num_threads(args.threads)
-    cycnn.seed(0)
+    cycnn.seed(args.seed)
     with np.load(args.file, allow_pickle=False) as f:
         data = {k: f[k] for k in f.files}
     bs = args.batch_size
@@ -74,7 +77,8 @@ def _run_worker(name, mode, path, threads, args):
     else:
         cmd = [sys.executable, "-P", args.torch_worker, "--data" if mode == "time" else "--epoch",
                path]
-    cmd += ["--threads", str(threads), "--batch-size", str(args.batch_size)]
+    cmd += ["--threads", str(threads), "--batch-size", str(args.batch_size),
+            "--seed", str(args.seed)]
     if mode == "time":
         cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -151,21 +155,35 @@ def _timing(args, contenders, tmp):
 
 def _epoch(args, contenders, tmp):
     (xtr, ytr), (xte, yte), source = _load(args)
+    if args.images:
+        xtr, ytr = xtr[:args.images], ytr[:args.images]
     order = np.random.default_rng(0).permutation(len(xtr))
     path = os.path.join(tmp, "epoch.npz")
     np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, order=order)
     print(f"one epoch of the reference network over {len(xtr):,} {source} images (the same "
           f"shuffled order for both), batch {args.batch_size}, Adam 1e-3, then the test accuracy "
           f"on {len(xte):,} images")
-    print("\n| threads | contender | test accuracy | epoch s | images/s |")
-    print("|---:|---|---:|---:|---:|")
+    print("\n| threads | contender | seed | test accuracy | epoch s | images/s |")
+    print("|---:|---|---:|---:|---:|---:|")
     results = {}
     for threads in args.threads:
-        for name in contenders:
-            res = _run_worker(name, "epoch", path, threads, args)
-            results[(threads, name)] = res
-            print(f"| {threads} | {name} | {res['test_accuracy']:.4f} | {res['seconds']:.1f} | "
-                  f"{res['images_per_s']:,.0f} |", flush=True)
+        for seed in range(args.seeds):
+            for name in contenders:
+                res = _run_worker(name, "epoch", path, threads, argparse.Namespace(
+                    **dict(vars(args), seed=seed)))
+                results[(threads, name, seed)] = res
+                print(f"| {threads} | {name} | {seed} | {res['test_accuracy']:.4f} | "
+                      f"{res['seconds']:.1f} | {res['images_per_s']:,.0f} |", flush=True)
+    if args.seeds > 1:
+        print("\n| threads | contender | mean test accuracy | min - max | mean images/s |")
+        print("|---:|---|---:|---|---:|")
+        for threads in args.threads:
+            for name in contenders:
+                runs = [results[(threads, name, s)] for s in range(args.seeds)]
+                acc = [r["test_accuracy"] for r in runs]
+                print(f"| {threads} | {name} | {statistics.mean(acc):.4f} | {min(acc):.4f} - "
+                      f"{max(acc):.4f} | "
+                      f"{statistics.mean(r['images_per_s'] for r in runs):,.0f} |")
     return results
 
 
@@ -190,13 +208,20 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epoch", action="store_true",
                         help="one epoch each, then test accuracy (instead of the timing)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="--epoch: train from this many initial weights (seeds 0..N-1)")
+    parser.add_argument("--images", type=int, default=0,
+                        help="--epoch: train on the first N training images only (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--worker", choices=["cycnn"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["time", "epoch"], default="time", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.steps, args.warmup, args.runs, args.batch_size) < 1:
-        parser.error("--steps, --warmup, --runs and --batch-size must be >= 1")
+    if min(args.steps, args.warmup, args.runs, args.batch_size, args.seeds) < 1:
+        parser.error("--steps, --warmup, --runs, --batch-size and --seeds must be >= 1")
+    if args.images < 0:
+        parser.error("--images must be >= 0")
     if args.worker:
         args.threads = args.threads[0]
         _cycnn_worker(args)

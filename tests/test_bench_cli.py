@@ -264,6 +264,23 @@ def test_compare_training_script_runs_its_workers():
     assert float(rows[0].split("|")[3].replace(",", "")) > 0      # images/s
 
 
+def test_compare_training_epoch_over_seeds_gives_each_run_and_their_mean():
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "compare_training.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ not shipped here")
+    proc = subprocess.run([sys.executable, str(script), "--synthetic", "--epoch", "--seeds", "2",
+                           "--images", "256", "--threads", "1", "--no-torch"],
+                          env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    runs = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| 1 | cycnn |")]
+    assert [int(r[3]) for r in runs[:2]] == [0, 1], proc.stdout    # one row per seed
+    acc = [float(r[4]) for r in runs[:2]]
+    mean, = [line.split("|") for line in proc.stdout.splitlines()
+             if line.startswith("| 1 | cycnn | 0.") and line.count("|") == 6]
+    assert float(mean[3]) == pytest.approx(sum(acc) / 2, abs=1e-4), proc.stdout
+    assert mean[4].strip() == f"{min(acc):.4f} - {max(acc):.4f}"
+
+
 def test_contenders_run_in_worker_processes_and_sgemm_peak_is_printed(tmp_path):
     """Default mode: each contender in its own process; the sgemm peak of cycnn's GEMM and of
     NumPy's BLAS is measured and every conv row gets its share of it."""

@@ -1,7 +1,7 @@
 """PyTorch twin of the reference network, run in a process of its own by the training benchmarks.
 
     python -P path/to/_torch_train.py --data BATCHES.npz --threads T [--steps K] [--warmup W]
-                                      [--epoch TRAIN_TEST.npz]
+                                      [--epoch TRAIN_TEST.npz] [--seed S]
 
 This file imports only NumPy and torch -- never cycnn -- so that torch's OpenMP runtime is the
 only one in its process (two runtimes in one process spin against each other). It is started by
@@ -53,10 +53,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for the initial weights")
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    net, step = build(torch)
+    net, step = build(torch, args.seed)
     bs = args.batch_size
     if args.data:
         with np.load(args.data, allow_pickle=False) as f:
