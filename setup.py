@@ -172,7 +172,7 @@ def extension(name, pyx, csrc):
 extensions = [
     extension("conv", "conv.pyx", [f for f in c_sources("cpu.c", "gemm/*.c", "conv/*.c")
                                    if "depthwise" not in f]),
-    extension("depthwise", "depthwise.pyx", c_sources("conv/depthwise*.c")),
+    extension("depthwise", "depthwise.pyx", c_sources("cpu.c", "conv/depthwise*.c")),
     extension("pool", "pool.pyx", c_sources("pool/*.c")),
     extension("infer", "infer.pyx", c_sources("cpu.c", "gemm/*.c", "conv/*.c", "pool/*.c")),
     extension("optim", "optim.pyx", c_sources("cpu.c", "optim/*.c")),

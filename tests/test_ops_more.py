@@ -127,6 +127,46 @@ def test_depthwise_thread_counts_agree_and_are_deterministic(rng, dtype):
         np.testing.assert_array_equal(two, again)
 
 
+DW_AVX2_CASES = [   # (N, C, M, H, W, R, S, stride, padding, dilation)
+    (2, 3, 1, 9, 40, 3, 3, 1, 1, 1),            # 16-column blocks inside the row, masked ends
+    (2, 3, 2, 7, 13, 5, 5, 1, 2, 1),            # depth multiplier 2, 7 rows (a block + 3)
+    (1, 2, 1, 6, 11, 3, 3, 1, 4, 1),            # padding wider than the filter
+    (1, 2, 1, 10, 21, 3, 5, 1, (2, 0), 1),      # no column padding, rows padded
+    (1, 2, 1, 5, 2, 5, 5, 1, 2, 1),             # row narrower than the filter
+    (2, 2, 1, 15, 17, 3, 3, (2, 1), 1, (2, 1)),  # height stride and dilation
+    (1, 2, 1, 9, 37, 2, 16, 1, (0, 7), 1),      # the widest filter of the AVX2 build
+    (1, 2, 1, 4, 40, 1, 17, 1, (0, 8), 1),      # one wider: the portable build
+]
+
+
+@pytest.mark.parametrize("case", DW_AVX2_CASES, ids=[str(c) for c in DW_AVX2_CASES])
+def test_depthwise_forward_avx2_and_portable_builds_agree(rng, case):
+    """The float32 depthwise forward's AVX2 build (width stride and dilation 1, filters up to
+    16 wide) and its portable twin both match the float64 reference, and each other."""
+    from cycnn._kernels import depthwise
+    N, C, M, H, W, R, S, stride, padding, dilation = case
+    x = rng.standard_normal((N, C, H, W)).astype(F32)
+    w = rng.standard_normal((C * M, 1, R, S)).astype(F32)
+    b = rng.standard_normal(C * M).astype(F32)
+    geo = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    want = ref.conv2d(*f64(x, w, b), **geo)
+    got = {}
+    try:
+        for allowed in (True, False):
+            depthwise.set_forward_avx2(allowed)
+            got[depthwise.forward_path()] = ops.conv2d(x, w, b, **geo)
+    finally:
+        depthwise.set_forward_avx2(True)
+    assert set(got) == ({"avx2", "generic"} if cycnn.build_info()["simd"] != "generic"
+                        else {"generic"})
+    for path, y in got.items():
+        assert_close(y, want, *tolerance(F32, R * S), f"{path} {case}")
+    if len(got) == 2:
+        assert_close(got["avx2"], got["generic"], *tolerance(F32, R * S), f"avx2 vs generic {case}")
+        if S > 16:      # not the AVX2 build's shape: both runs took the portable kernel
+            np.testing.assert_array_equal(got["avx2"], got["generic"])
+
+
 # ----------------------------------------------------------------------------- transposed conv
 def tcase(N=2, C=3, K=4, groups=1, H=5, W=6, R=3, S=3, stride=1, padding=0, output_padding=0,
           dilation=1, bias=True):

@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "depthwise.h"
+#include "../cpu.h"
 
 /* Output columns [*lo, *hi) whose input column ow*sw + off lies in [0, W) (64-bit arithmetic:
  * off may be as low as -pl). */
@@ -20,14 +21,49 @@ static void col_range(const cycnn_dwconv_geom *g, int64_t off, int *lo, int *hi)
     *hi = (int)(b < a ? a : b);
 }
 
+/* float: the portable forward is built as cycnn_dwconv_fwd_f32_generic (FN pastes
+ * cycnn_dwconv_fwd_f32, which this macro then renames); cycnn_dwconv_fwd_f32 below picks it
+ * or the AVX2 build. */
+#define cycnn_dwconv_fwd_f32 cycnn_dwconv_fwd_f32_generic
 #define T float
 #define FN(name) name##_f32
 #include "depthwise_impl.h"
 #undef T
 #undef FN
+#undef cycnn_dwconv_fwd_f32
 
 #define T double
 #define FN(name) name##_f64
 #include "depthwise_impl.h"
 #undef T
 #undef FN
+
+/* ---- float forward: the AVX2 build where it applies (width stride and dilation 1, S <= 16) */
+
+static int allow_avx2 = 1;   /* tests flip it to compare the builds */
+
+int cycnn_dwconv_f32_path(void)
+{
+#if (defined(__x86_64__) || defined(__i386__))
+    return allow_avx2 && cycnn_cpu_has_avx2() && cycnn_cpu_has_fma();
+#else
+    return 0;
+#endif
+}
+
+void cycnn_dwconv_f32_set_path(int allow)
+{
+    allow_avx2 = allow != 0;
+}
+
+void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
+                          float bias, float *y)
+{
+#if (defined(__x86_64__) || defined(__i386__))
+    if (g->sw == 1 && g->dw == 1 && g->S <= CYCNN_DWCONV_AVX2_MAX_S && cycnn_dwconv_f32_path()) {
+        cycnn_dwconv_fwd_f32_avx2(g, x, w, bias, y);
+        return;
+    }
+#endif
+    cycnn_dwconv_fwd_f32_generic(g, x, w, bias, y);
+}

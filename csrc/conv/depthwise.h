@@ -46,6 +46,18 @@ void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const floa
                           float bias, float *y);
 void cycnn_dwconv_fwd_f64(const cycnn_dwconv_geom *g, const double *x, const double *w,
                           double bias, double *y);
+/* the two builds of the float forward (cycnn_dwconv_fwd_f32 picks one per call): portable, and
+ * AVX2+FMA (depthwise_avx2.c; only for sw == 1, dw == 1 and S <= CYCNN_DWCONV_AVX2_MAX_S, on
+ * a CPU with AVX2 and FMA) */
+#define CYCNN_DWCONV_AVX2_MAX_S 16
+void cycnn_dwconv_fwd_f32_generic(const cycnn_dwconv_geom *g, const float *x, const float *w,
+                                  float bias, float *y);
+void cycnn_dwconv_fwd_f32_avx2(const cycnn_dwconv_geom *g, const float *x, const float *w,
+                               float bias, float *y);
+/* 1 when the float forward takes the AVX2 build where it applies; tests set_path(0) to force
+ * the portable one, set_path(1) restores the automatic choice */
+int cycnn_dwconv_f32_path(void);
+void cycnn_dwconv_f32_set_path(int allow_avx2);
 void cycnn_dwconv_bwd_data_f32(const cycnn_dwconv_geom *g, const float *dy, const float *w,
                                float *dx);
 void cycnn_dwconv_bwd_data_f64(const cycnn_dwconv_geom *g, const double *dy, const double *w,

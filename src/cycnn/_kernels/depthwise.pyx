@@ -39,6 +39,22 @@ cdef extern from "conv/depthwise.h" nogil:
                                      const float *x, float *dw)
     void cycnn_dwconv_bwd_filter_f64(const cycnn_dwconv_geom *g, const double *dy,
                                      const double *x, double *dw)
+    int cycnn_dwconv_f32_path()
+    void cycnn_dwconv_f32_set_path(int allow_avx2)
+
+
+def forward_path():
+    """'avx2' or 'generic': the build of the float32 forward kernel that forward() runs now
+    (the AVX2 one where the width stride and dilation are 1)."""
+    return "avx2" if cycnn_dwconv_f32_path() else "generic"
+
+
+def set_forward_avx2(bint allowed):
+    """Tests: False forces the portable float32 forward, True restores the automatic choice
+    (AVX2+FMA where the CPU has them). Returns the previous setting."""
+    old = forward_path() == "avx2"
+    cycnn_dwconv_f32_set_path(allowed)
+    return old
 
 
 cdef cycnn_dwconv_geom _geom(Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo,
