@@ -134,15 +134,18 @@ DW_AVX2_CASES = [   # (N, C, M, H, W, R, S, stride, padding, dilation)
     (1, 2, 1, 10, 21, 3, 5, 1, (2, 0), 1),      # no column padding, rows padded
     (1, 2, 1, 5, 2, 5, 5, 1, 2, 1),             # row narrower than the filter
     (2, 2, 1, 15, 17, 3, 3, (2, 1), 1, (2, 1)),  # height stride and dilation
-    (1, 2, 1, 9, 37, 2, 16, 1, (0, 7), 1),      # the widest filter of the AVX2 build
-    (1, 2, 1, 4, 40, 1, 17, 1, (0, 8), 1),      # one wider: the portable build
+    (1, 2, 1, 9, 37, 2, 17, 1, (0, 7), 1),      # a filter wider than a 16-column block
+    (2, 3, 1, 12, 35, 3, 3, 2, 1, 1),           # stride 2: even lanes of two loads
+    (1, 2, 2, 9, 20, 4, 5, (1, 2), (0, 3), 1),  # stride 2, masked last block, multiplier 2
+    (1, 2, 1, 8, 30, 3, 3, 3, 1, 1),            # stride 3: the portable build
+    (1, 2, 1, 8, 30, 3, 3, 1, 1, (1, 2)),       # width dilation 2: the portable build
 ]
 
 
 @pytest.mark.parametrize("case", DW_AVX2_CASES, ids=[str(c) for c in DW_AVX2_CASES])
 def test_depthwise_forward_avx2_and_portable_builds_agree(rng, case):
-    """The float32 depthwise forward's AVX2 build (width stride and dilation 1, filters up to
-    16 wide) and its portable twin both match the float64 reference, and each other."""
+    """The float32 depthwise forward's AVX2 build (width stride 1 or 2, width dilation 1) and
+    its portable twin both match the float64 reference, and each other."""
     from cycnn._kernels import depthwise
     N, C, M, H, W, R, S, stride, padding, dilation = case
     x = rng.standard_normal((N, C, H, W)).astype(F32)
@@ -163,8 +166,12 @@ def test_depthwise_forward_avx2_and_portable_builds_agree(rng, case):
         assert_close(y, want, *tolerance(F32, R * S), f"{path} {case}")
     if len(got) == 2:
         assert_close(got["avx2"], got["generic"], *tolerance(F32, R * S), f"avx2 vs generic {case}")
-        if S > 16:      # not the AVX2 build's shape: both runs took the portable kernel
+        width_stride = stride if isinstance(stride, int) else stride[1]
+        width_dilation = dilation if isinstance(dilation, int) else dilation[1]
+        if width_stride > 2 or width_dilation > 1:   # both runs took the portable kernel
             np.testing.assert_array_equal(got["avx2"], got["generic"])
+        else:   # the AVX2 kernel ran: FMAs round differently from the portable loop
+            assert not np.array_equal(got["avx2"], got["generic"])
 
 
 # ----------------------------------------------------------------------------- transposed conv

@@ -38,7 +38,7 @@ static void col_range(const cycnn_dwconv_geom *g, int64_t off, int *lo, int *hi)
 #undef T
 #undef FN
 
-/* ---- float forward: the AVX2 build where it applies (width stride and dilation 1, S <= 16) */
+/* ---- float forward: the AVX2 build where it applies (width stride 1 or 2, width dilation 1) */
 
 static int allow_avx2 = 1;   /* tests flip it to compare the builds */
 
@@ -56,12 +56,32 @@ void cycnn_dwconv_f32_set_path(int allow)
     allow_avx2 = allow != 0;
 }
 
-void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
-                          float bias, float *y)
+static int avx2_applies(const cycnn_dwconv_geom *g)
 {
 #if (defined(__x86_64__) || defined(__i386__))
-    if (g->sw == 1 && g->dw == 1 && g->S <= CYCNN_DWCONV_AVX2_MAX_S && cycnn_dwconv_f32_path()) {
-        cycnn_dwconv_fwd_f32_avx2(g, x, w, bias, y);
+    return g->sw <= 2 && g->dw == 1 && cycnn_dwconv_f32_path();
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
+size_t cycnn_dwconv_fwd_f32_ws_floats(const cycnn_dwconv_geom *g)
+{
+#if (defined(__x86_64__) || defined(__i386__))
+    if (avx2_applies(g))
+        return cycnn_dwconv_fwd_f32_avx2_ws_floats(g);
+#endif
+    (void)g;
+    return 0;
+}
+
+void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
+                          float bias, float *y, float *ws)
+{
+#if (defined(__x86_64__) || defined(__i386__))
+    if (ws != NULL && avx2_applies(g)) {
+        cycnn_dwconv_fwd_f32_avx2(g, x, w, bias, y, ws);
         return;
     }
 #endif

@@ -5,7 +5,7 @@
  * channel (the depth multiplier). Each function works on ONE plane: a row-major H x W input
  * plane (x or dx), a row-major Ho x Wo output plane (y or dy) and one R x S filter (w or dw).
  * Callers loop (or parallelise) over planes. The functions are single-threaded, never
- * allocate, and touch nothing outside the planes they are given.
+ * allocate, and touch nothing outside the planes (and workspace) they are given.
  * Both types are built from one body: depthwise_impl.h, instantiated by depthwise.c.
  *
  * Geometry (struct cycnn_dwconv_geom, all fields IN)
@@ -18,7 +18,7 @@
  *                                          and column      iw = ow*sw + s*dw - pl;
  *   taps outside [0, H) x [0, W) read zero and are never dereferenced.
  *
- * Forward        cycnn_dwconv_fwd_{f32,f64}(g, x, w, bias, y)
+ * Forward        cycnn_dwconv_fwd_{f32,f64}(g, x, w, bias, y [, ws for f32])
  *   IN x[H*W], w[R*S], bias (a scalar); OUT y[Ho*Wo] (fully written):
  *   y[oh, ow] = bias + sum_{r, s} w[r, s] * x[ih, iw].
  * Backward data  cycnn_dwconv_bwd_data_{f32,f64}(g, dy, w, dx)
@@ -33,6 +33,8 @@
 #ifndef CYCNN_DEPTHWISE_H
 #define CYCNN_DEPTHWISE_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,17 +45,18 @@ typedef struct cycnn_dwconv_geom {
 } cycnn_dwconv_geom;
 
 void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
-                          float bias, float *y);
+                          float bias, float *y, float *ws);
 void cycnn_dwconv_fwd_f64(const cycnn_dwconv_geom *g, const double *x, const double *w,
                           double bias, double *y);
-/* the two builds of the float forward (cycnn_dwconv_fwd_f32 picks one per call): portable, and
- * AVX2+FMA (depthwise_avx2.c; only for sw == 1, dw == 1 and S <= CYCNN_DWCONV_AVX2_MAX_S, on
- * a CPU with AVX2 and FMA) */
-#define CYCNN_DWCONV_AVX2_MAX_S 16
+/* cycnn_dwconv_fwd_f32 runs the AVX2+FMA build (depthwise_avx2.c: width stride 1 or 2, width
+ * dilation 1, a CPU with AVX2 and FMA) on a workspace ws of cycnn_dwconv_fwd_f32_ws_floats(g)
+ * floats (per thread), the portable one when that is 0 or ws is NULL. */
+size_t cycnn_dwconv_fwd_f32_ws_floats(const cycnn_dwconv_geom *g);
 void cycnn_dwconv_fwd_f32_generic(const cycnn_dwconv_geom *g, const float *x, const float *w,
                                   float bias, float *y);
 void cycnn_dwconv_fwd_f32_avx2(const cycnn_dwconv_geom *g, const float *x, const float *w,
-                               float bias, float *y);
+                               float bias, float *y, float *ws);
+size_t cycnn_dwconv_fwd_f32_avx2_ws_floats(const cycnn_dwconv_geom *g);
 /* 1 when the float forward takes the AVX2 build where it applies; tests set_path(0) to force
  * the portable one, set_path(1) restores the automatic choice */
 int cycnn_dwconv_f32_path(void);

@@ -1,24 +1,26 @@
-/* depthwise_avx2.c -- AVX2+FMA float32 depthwise forward for one plane, for stride 1 and
- * dilation 1 along the width (contract: depthwise.h; depthwise.c calls it where it applies,
- * and its portable twin, cycnn_dwconv_fwd_f32_generic from depthwise_impl.h, elsewhere).
+/* depthwise_avx2.c -- AVX2+FMA float32 depthwise forward for one plane, width stride 1 or 2
+ * and width dilation 1 (contract: depthwise.h; depthwise.c calls it where it applies, and its
+ * portable twin, cycnn_dwconv_fwd_f32_generic from depthwise_impl.h, elsewhere).
  *
  * Design
  *   The portable kernel adds one tap at a time to a whole output row (a load and a store of
  *   y per tap and output); here an output vector stays in a register while all R*S taps are
- *   added to it, so each tap costs one unaligned load of x and one FMA.
- *   - Rows: an output row is "full" when all R filter rows fall inside the image. Full rows
- *     go in blocks of 4 (4 rows x 2 vectors = 8 independent FMA chains, enough to cover the
- *     FMA latency on two pipes); the other rows (the top and bottom borders) one at a time,
- *     with their own range of filter rows.
- *   - Columns: 16 at a time (two vectors) from column 0. Where all 16 columns' taps fall
- *     inside the row, plain unaligned loads; at the row's two ends, each tap s loads through
- *     a lane mask (the lanes whose input column 0 <= ow+j-pl+s < W exists and whose output
- *     ow+j < Wo does): vmaskmovps reads nothing outside its mask, so the zero padding is
- *     never materialised and no lane reads past the plane. Stores past Wo are masked too.
- *     The lane masks of the S taps are made once per 16 columns (hence S <= 16).
+ *   added to it, so each tap costs one unaligned load of x (two and a shuffle for stride 2)
+ *   and one FMA.
+ *   - The plane is first copied into the workspace with its zero padding made real: Hp rows of
+ *     Wp columns, Wp covering every column the last 16-column block of a row reads. Every
+ *     load is then a plain unaligned load with no bounds (masked loads at the row ends
+ *     measured 3-4x slower per FMA on Zen 3 than the copy costs).
+ *   - Output rows go in blocks of 4 and columns in blocks of 16: 4 x 2 vectors = 8
+ *     independent FMA chains, enough to cover the FMA latency on two pipes. Left-over rows go
+ *     one at a time; the columns past Wo of a row's last block are computed (on padding) but
+ *     their stores are masked.
+ *   - Stride 2: the 16 inputs under 8 outputs are loaded as two vectors, and their even
+ *     lanes gathered with one shuffle and one cross-lane permute.
  *   - Each output is bias + sum over taps in (r, s) order, with FMAs (the portable kernel
  *     rounds the product and the sum apart; tests compare both with the float64 reference).
- * Parallelism: none (callers give threads whole planes). No memory besides the operands.
+ * Parallelism: none (callers give threads whole planes, each with its own workspace).
+ * Memory: the workspace, cycnn_dwconv_fwd_f32_ws_floats(g) floats; nothing else.
  */
 #include <stdint.h>
 
@@ -29,124 +31,132 @@
 
 #define BLOCK_ROWS 4
 
-/* lanes j of the 8 columns from ow whose tap s reads inside the row (0 <= ow+j-pl+s < W) and
- * whose output exists (ow + j < Wo) */
-static inline __m256i lanes(const cycnn_dwconv_geom *g, int ow, int s)
+/* padded plane: rows oh*sh + r*dh for oh < Ho, columns ow*sw + s for ow < Wo rounded up to a
+ * 16-column block, plus the odd column after the last one a stride-2 load reads */
+static int64_t padded_rows(const cycnn_dwconv_geom *g)
 {
-    const __m256i j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i lo = _mm256_set1_epi32(g->pl - s - ow - 1);   /* j > pl-s-ow-1 */
-    const __m256i hi = _mm256_set1_epi32(g->W + g->pl - s - ow); /* j < W+pl-s-ow */
-    const __m256i out = _mm256_set1_epi32(g->Wo - ow);           /* j < Wo-ow */
-    return _mm256_and_si256(_mm256_and_si256(_mm256_cmpgt_epi32(j, lo), _mm256_cmpgt_epi32(hi, j)),
-                            _mm256_cmpgt_epi32(out, j));
+    return (int64_t)(g->Ho - 1) * g->sh + (int64_t)(g->R - 1) * g->dh + 1;
 }
 
-/* y rows oh0 .. oh0+nr-1, all columns, filter rows [r0, r1) (inside the image for these
- * rows): 16 columns at a time, plain loads where all 16 columns' taps are inside the row,
- * masked loads (no access outside the mask) and stores at the row's two ends. nr is a
- * constant at each call site, so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void
-rows_block(const cycnn_dwconv_geom *g, const float *x, const float *w, float bias, float *y,
-           int oh0, const int nr, int r0, int r1, int a, int b)
+static int64_t padded_cols(const cycnn_dwconv_geom *g)
 {
-    const int S = g->S;
-    int64_t xo[BLOCK_ROWS];   /* offset of (filter row 0, column -pl) for each output row */
-    float *yr[BLOCK_ROWS];
-    __m256i mk[2][CYCNN_DWCONV_AVX2_MAX_S];
+    return ((int64_t)g->Wo + 15) / 16 * 16 * g->sw + g->S;
+}
+
+size_t cycnn_dwconv_fwd_f32_avx2_ws_floats(const cycnn_dwconv_geom *g)
+{
+    return (size_t)(padded_rows(g) * padded_cols(g));
+}
+
+/* lanes 0, 2, .., 14 of the 16 floats lo:hi, in order */
+static inline __m256 even_lanes(__m256 lo, __m256 hi)
+{
+    const __m256 t = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* lo0 lo2 hi0 hi2 | lo4.. */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* the inputs of the 8 outputs whose first tap input is p */
+#define LOAD(p) (SW == 1 ? _mm256_loadu_ps(p) \
+                         : even_lanes(_mm256_loadu_ps(p), _mm256_loadu_ps((p) + 8)))
+
+/* y rows oh0 .. oh0+nr-1 from the padded plane xp (Wp columns), width stride SW. nr and SW are
+ * constants at each call site, so the accumulators stay in registers and the loads are picked
+ * at compile time; so are RS (3: a 3x3 filter, its tap loops unrolled; 0: g's R x S). */
+static inline __attribute__((always_inline)) void
+rows_block(const cycnn_dwconv_geom *g, const float *xp, int64_t Wp, const float *w, float bias,
+           float *y, int oh0, const int nr, const int SW, const int RS)
+{
+    const int R = RS ? RS : g->R, S = RS ? RS : g->S;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     int i, r, s, ow;
-    for (i = 0; i < nr; i++) {
-        xo[i] = ((int64_t)(oh0 + i) * g->sh - g->pt) * g->W - g->pl;
-        yr[i] = y + (int64_t)(oh0 + i) * g->Wo;
-    }
     for (ow = 0; ow < g->Wo; ow += 16) {
         __m256 acc[BLOCK_ROWS][2];
         for (i = 0; i < nr; i++)
             acc[i][0] = acc[i][1] = _mm256_set1_ps(bias);
-        if (ow >= a && ow + 16 <= b) {
-            for (r = r0; r < r1; r++) {
-                const int64_t roff = (int64_t)r * g->dh * g->W + ow;
-                for (s = 0; s < S; s++) {
-                    const __m256 wv = _mm256_broadcast_ss(w + r * S + s);
-                    for (i = 0; i < nr; i++) {
-                        const float *p = x + (xo[i] + roff + s);
-                        acc[i][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), acc[i][0]);
-                        acc[i][1] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), acc[i][1]);
-                    }
-                }
-            }
-            for (i = 0; i < nr; i++) {
-                _mm256_storeu_ps(yr[i] + ow, acc[i][0]);
-                _mm256_storeu_ps(yr[i] + ow + 8, acc[i][1]);
-            }
-            continue;
-        }
-        for (s = 0; s < S; s++) {
-            mk[0][s] = lanes(g, ow, s);
-            mk[1][s] = lanes(g, ow + 8, s);
-        }
-        for (r = r0; r < r1; r++) {
-            const int64_t roff = (int64_t)r * g->dh * g->W + ow;
+        for (r = 0; r < R; r++) {
+            const float *row = xp + ((int64_t)oh0 * g->sh + (int64_t)r * g->dh) * Wp +
+                               (int64_t)ow * SW;
             for (s = 0; s < S; s++) {
                 const __m256 wv = _mm256_broadcast_ss(w + r * S + s);
                 for (i = 0; i < nr; i++) {
-                    const float *p = x + (xo[i] + roff + s);
-                    acc[i][0] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(p, mk[0][s]), acc[i][0]);
-                    acc[i][1] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(p + 8, mk[1][s]),
-                                                acc[i][1]);
+                    const float *p = row + (int64_t)i * g->sh * Wp + s;
+                    acc[i][0] = _mm256_fmadd_ps(wv, LOAD(p), acc[i][0]);
+                    acc[i][1] = _mm256_fmadd_ps(wv, LOAD(p + 8 * SW), acc[i][1]);
                 }
             }
         }
-        {
-            const __m256i j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            const __m256i st0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(g->Wo - ow), j);
-            const __m256i st1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(g->Wo - ow - 8), j);
-            for (i = 0; i < nr; i++) {
-                _mm256_maskstore_ps(yr[i] + ow, st0, acc[i][0]);
-                _mm256_maskstore_ps(yr[i] + ow + 8, st1, acc[i][1]);
+        for (i = 0; i < nr; i++) {
+            float *yr = y + (int64_t)(oh0 + i) * g->Wo + ow;
+            if (ow + 16 <= g->Wo) {
+                _mm256_storeu_ps(yr, acc[i][0]);
+                _mm256_storeu_ps(yr + 8, acc[i][1]);
+            } else {
+                _mm256_maskstore_ps(yr, _mm256_cmpgt_epi32(_mm256_set1_epi32(g->Wo - ow), iota),
+                                    acc[i][0]);
+                _mm256_maskstore_ps(yr + 8, _mm256_cmpgt_epi32(
+                                        _mm256_set1_epi32(g->Wo - ow - 8), iota), acc[i][1]);
             }
         }
     }
 }
 
-/* filter rows [*r0, *r1) whose input row lies inside the image for output row oh */
-static void tap_rows(const cycnn_dwconv_geom *g, int oh, int *r0, int *r1)
+/* xp (Hp x Wp) = the plane with its padding: padded (t, u) is x (t - pt, u - pl), or 0.
+ * Each row is zeroed with vector stores, then its x columns copied over (8 at a time, the
+ * last few one by one): libc's memset/memcpy per row cost as much as the convolution of a
+ * 28x28 plane. */
+static void pad_plane(const cycnn_dwconv_geom *g, const float *x, float *xp, int64_t Hp,
+                      int64_t Wp)
 {
-    const int64_t top = (int64_t)oh * g->sh - g->pt;
-    int lo = 0, hi = g->R;
-    while (lo < hi && top + (int64_t)lo * g->dh < 0)
-        lo++;
-    while (hi > lo && top + (int64_t)(hi - 1) * g->dh >= g->H)
-        hi--;
-    *r0 = lo;
-    *r1 = hi;
+    /* columns u of a padded row that hold x columns: [c0, c1) */
+    const int64_t c0 = g->pl < Wp ? g->pl : Wp;
+    const int64_t c1 = (int64_t)g->pl + g->W < Wp ? (int64_t)g->pl + g->W : Wp;
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t t, u;
+    for (t = 0; t < Hp; t++) {
+        float *dst = xp + t * Wp;
+        const int64_t ih = t - g->pt;
+        for (u = 0; u + 8 <= Wp; u += 8)
+            _mm256_storeu_ps(dst + u, zero);
+        for (; u < Wp; u++)
+            dst[u] = 0.0f;
+        if (ih < 0 || ih >= g->H || c1 <= c0)
+            continue;
+        {
+            const float *src = x + ih * g->W - c0;   /* src[u] is x column u - pl */
+            for (u = c0; u + 8 <= c1; u += 8)
+                _mm256_storeu_ps(dst + u, _mm256_loadu_ps(src + u));
+            for (; u < c1; u++)
+                dst[u] = src[u];
+        }
+    }
+}
+
+/* all output rows, width stride SW, filter RS (see rows_block) */
+static inline __attribute__((always_inline)) void
+plane(const cycnn_dwconv_geom *g, const float *xp, int64_t Wp, const float *w, float bias,
+      float *y, const int SW, const int RS)
+{
+    int oh = 0;
+    for (; oh + BLOCK_ROWS <= g->Ho; oh += BLOCK_ROWS)
+        rows_block(g, xp, Wp, w, bias, y, oh, BLOCK_ROWS, SW, RS);
+    for (; oh < g->Ho; oh++)
+        rows_block(g, xp, Wp, w, bias, y, oh, 1, SW, RS);
 }
 
 void cycnn_dwconv_fwd_f32_avx2(const cycnn_dwconv_geom *g, const float *x, const float *w,
-                               float bias, float *y)
+                               float bias, float *y, float *ws)
 {
-    /* interior columns [a, b): ow - pl >= 0 and ow - pl + S - 1 <= W - 1 (and ow < Wo) */
-    const int a = g->pl;
-    const int b = g->W - g->S + 1 + g->pl < g->Wo ? g->W - g->S + 1 + g->pl : g->Wo;
-    int oh = 0;
-    while (oh < g->Ho) {
-        int r0, r1, n = 1;
-        tap_rows(g, oh, &r0, &r1);
-        if (r0 == 0 && r1 == g->R) {   /* how many full rows follow (up to a block) */
-            while (n < BLOCK_ROWS && oh + n < g->Ho) {
-                int q0, q1;
-                tap_rows(g, oh + n, &q0, &q1);
-                if (q0 != 0 || q1 != g->R)
-                    break;
-                n++;
-            }
-        }
-        if (n == BLOCK_ROWS)
-            rows_block(g, x, w, bias, y, oh, BLOCK_ROWS, r0, r1, a, b);
-        else
-            for (int i = 0; i < n; i++)
-                rows_block(g, x, w, bias, y, oh + i, 1, r0, r1, a, b);
-        oh += n;
-    }
+    const int64_t Wp = padded_cols(g);
+    const int k3 = g->R == 3 && g->S == 3;
+    pad_plane(g, x, ws, padded_rows(g), Wp);
+    if (g->sw == 1 && k3)
+        plane(g, ws, Wp, w, bias, y, 1, 3);
+    else if (g->sw == 1)
+        plane(g, ws, Wp, w, bias, y, 1, 0);
+    else if (k3)
+        plane(g, ws, Wp, w, bias, y, 2, 3);
+    else
+        plane(g, ws, Wp, w, bias, y, 2, 0);
 }
 
 #else

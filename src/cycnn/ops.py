@@ -85,10 +85,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     out_bytes = n * k * ho * wo * x.itemsize
     bias = b if b is not None else np.zeros(0, dtype=dtype)
     if groups > 1 and w.shape[1] == 1:
-        _args.check_alloc(out_bytes, f"conv2d of x {x.shape} with w {w.shape}")
+        threads = threads_for(work, n * k)
+        sh, sw, _, _, dh, _ = geometry   # (+ each thread's padded plane for the AVX2 kernel)
+        plane = ((ho - 1) * sh + (w.shape[2] - 1) * dh + 1) * ((wo + 15) // 16 * 16 * sw
+                                                               + w.shape[3])
+        _args.check_alloc(out_bytes + threads * plane * x.itemsize,
+                          f"conv2d of x {x.shape} with w {w.shape}")
         y = np.empty((n, k, ho, wo), dtype=dtype)
-        _depthwise.forward(x, w, bias, b is not None, y, *geometry,
-                           threads_for(work, n * k))
+        _depthwise.forward(x, w, bias, b is not None, y, *geometry, threads)
         return y
     _check_conv_alloc(x, w, (ho, wo), n_threads, out_bytes * (1 if groups == 1 else 2), "conv2d")
     if groups == 1:

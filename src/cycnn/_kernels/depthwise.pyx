@@ -15,20 +15,26 @@
 #                  db[k] over dy[:, k]).
 # Threads: as many as the caller passes (cycnn.ops decides), at most one per plane/filter.
 #
-# Memory: none allocated. The caller (cycnn.ops) validates shapes and allocates C-contiguous
-# outputs; every output element is written. Inputs are const memoryviews (read-only arrays
+# Memory: the float32 forward's per-thread workspace (the AVX2 kernel's padded copy of a plane,
+# from cycnn._scratch, reused across calls); nothing else. The caller (cycnn.ops) validates
+# shapes and allocates C-contiguous outputs; every output element is written. Inputs are const memoryviews (read-only arrays
 # work). The GIL is released for the whole loop.
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
+
+import numpy as np
+
+from .._scratch import scratch as _scratch
 
 cdef extern from "conv/depthwise.h" nogil:
     ctypedef struct cycnn_dwconv_geom:
         int H, W, Ho, Wo, R, S, sh, sw, dh, dw, pt, pl
 
     void cycnn_dwconv_fwd_f32(const cycnn_dwconv_geom *g, const float *x, const float *w,
-                              float bias, float *y)
+                              float bias, float *y, float *ws)
+    size_t cycnn_dwconv_fwd_f32_ws_floats(const cycnn_dwconv_geom *g)
     void cycnn_dwconv_fwd_f64(const cycnn_dwconv_geom *g, const double *x, const double *w,
                               double bias, double *y)
     void cycnn_dwconv_bwd_data_f32(const cycnn_dwconv_geom *g, const float *dy,
@@ -99,12 +105,17 @@ def forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating *wp = &w[0, 0, 0, 0]
     cdef floating *yp = &y[0, 0, 0, 0]
     cdef floating bias
-    for p in prange(planes, nogil=True, schedule='static', num_threads=_team(n_threads, planes)):
+    cdef int nt = _team(n_threads, planes)
+    # float32: one workspace per thread for the AVX2 kernel's padded plane (none: portable)
+    cdef size_t wsf = cycnn_dwconv_fwd_f32_ws_floats(&g) if floating is float else 0
+    cdef float[:, ::1] ws = _scratch("dwconv-padded", (nt, max(<size_t>1, wsf)), np.float32)
+    for p in prange(planes, nogil=True, schedule='static', num_threads=nt):
         n = p // K
         k = p % K
         bias = b[k] if has_bias else 0
         if floating is float:
-            cycnn_dwconv_fwd_f32(&g, xp + (n * C + k // M) * hw, wp + k * rs, bias, yp + p * ohw)
+            cycnn_dwconv_fwd_f32(&g, xp + (n * C + k // M) * hw, wp + k * rs, bias, yp + p * ohw,
+                                 &ws[threadid(), 0] if wsf > 0 else NULL)
         else:
             cycnn_dwconv_fwd_f64(&g, xp + (n * C + k // M) * hw, wp + k * rs, bias, yp + p * ohw)
 
