@@ -27,7 +27,7 @@
  *     tile's 6 x 6 x 8-channel vectors are unit-stride loads; the 6 - m rows it shares with the
  *     block before are moved from the end of the copy, not gathered again) | V |
  *     16-filter panels (U's panel, 36 x Cp x 16, is read once per sub-block) |
- *     sub-blocks of at most 18 tiles, evened out: the 36 GEMMs into M (36 x 18 x 16, 41 KiB),
+ *     sub-blocks of at most 18 tiles, evened out: the 36 GEMMs into M (36 x 19 x 16, 43 KiB),
  *     register tiles of nearly equal size (14 tiles: 5 + 5 + 4, not 6 + 6 + 2), then the
  *     output transform into Z (the block's output rows, pixel-major per panel) |
  *   the broadcast convolution's store (8x8 transposes, + bias, ReLU) from Z into y's rows.
@@ -139,10 +139,14 @@ void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
 }
 
 #ifndef SUB_TILES
-#define SUB_TILES 18                       /* tiles per GEMM block: M is 41 KiB */
+#define SUB_TILES 18                       /* tiles per GEMM block: M is 43 KiB */
 #endif
+#define M_STRIDE (SUB_TILES | 1)           /* M's tiles per transform element: odd, as v_stride */
 #ifndef VBLOCK_BYTES
 #define VBLOCK_BYTES 262144                /* V of a block of tile rows within 256 KiB */
+#endif
+#ifndef DW_VBLOCK_BYTES
+#define DW_VBLOCK_BYTES 524288             /* the weight gradient's V and Udy within 512 KiB */
 #endif
 
 /* How the forward pass of geometry g (m = cycnn_swino_tile(g)) cuts an image: tiles th x tw,
@@ -152,14 +156,14 @@ typedef struct {
     ptrdiff_t Wx, rows;                    /* HWC copy: columns, rows of one block */
 } wino_layout;
 
-static wino_layout layout(const cycnn_conv_geom *g, int m, int per_tile)
+static wino_layout layout(const cycnn_conv_geom *g, int m, int per_tile, size_t budget)
 {
     wino_layout L;
     const size_t row_v = (size_t)XI * ((g->Wo + m - 1) / m) * per_tile * sizeof(float);
     L.tw = (g->Wo + m - 1) / m;
     L.th = (g->Ho + m - 1) / m;
     L.Wx = (ptrdiff_t)(L.tw - 1) * m + 6;
-    L.tr = (int)(VBLOCK_BYTES / row_v);   /* tile rows whose V fits the budget */
+    L.tr = (int)(budget / row_v);         /* tile rows whose V fits the budget */
     if (L.tr < 1)
         L.tr = 1;
     if (L.tr >= L.th)
@@ -176,10 +180,10 @@ size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
     wino_layout L;
     if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
         return 0;
-    L = layout(g, m, Cp);
+    L = layout(g, m, Cp, VBLOCK_BYTES);
     return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
            align64((size_t)XI * v_stride(L.tr * L.tw, Cp) * sizeof(float)) +
-           align64((size_t)XI * SUB_TILES * 16 * sizeof(float)) +
+           align64((size_t)XI * M_STRIDE * 16 * sizeof(float)) +
            align64((size_t)((g->K + 15) / 16) * L.tr * m * g->Wo * 16 * sizeof(float)) +
            align64((size_t)Cp * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
@@ -299,7 +303,7 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
 #else
     (void)cfg;
 #endif
-    L = layout(g, m, Cp);
+    L = layout(g, m, Cp, VBLOCK_BYTES);
     tb = L.tr * L.tw;
     vs = v_stride(tb, Cp);
     xrow = L.Wx * Cp;
@@ -307,7 +311,7 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
     xt = (float *)ws;
     V = (float *)((char *)xt + align64((size_t)(L.rows * xrow) * sizeof(float)));
     M = (float *)((char *)V + align64((size_t)XI * vs * sizeof(float)));
-    Z = (float *)((char *)M + align64((size_t)XI * SUB_TILES * 16 * sizeof(float)));
+    Z = (float *)((char *)M + align64((size_t)XI * M_STRIDE * 16 * sizeof(float)));
     taps = (ptrdiff_t *)((char *)Z + align64((size_t)((K + 15) / 16) * zpanel * sizeof(float)));
     poff = (ptrdiff_t *)((char *)taps + align64((size_t)Cp * sizeof(ptrdiff_t)));
     for (c = 0; c < Cp; c++)
@@ -337,10 +341,10 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
                     for (j = 0; j < calls; j++) {
                         const int a = ns * j / calls, b = ns * (j + 1) / calls;
                         tile(b - a, poff, V + xi * vs + (ptrdiff_t)(s0 + a) * Cp, taps, Cp,
-                             U + (ptrdiff_t)xi * Cp * 16, M + ((ptrdiff_t)xi * SUB_TILES + a) * 16,
+                             U + (ptrdiff_t)xi * Cp * 16, M + ((ptrdiff_t)xi * M_STRIDE + a) * 16,
                              1);
                     }
-                out(M, SUB_TILES, ns, m, s0, L.tw, nh, g->Wo, Z + (ptrdiff_t)p * zpanel);
+                out(M, M_STRIDE, ns, m, s0, L.tw, nh, g->Wo, Z + (ptrdiff_t)p * zpanel);
             }
         }
         for (k0 = 0; k0 < K; k0 += 16)     /* pixel-major panels into y's rows, + bias, ReLU */
@@ -362,8 +366,11 @@ void cycnn_swino(const void *cfg_, const cycnn_conv_geom *g, const float *wp, co
  * -- GEMMs as deep as a block of tiles, on the broadcast tile again (6 channels x 16
  * filters, V's values broadcast, 2 vectors of Udy per tile) -- and turned into dw once per
  * call (cycnn_swino_dw_finish). Loop nest per image: blocks of whole tile rows as the
- * forward pass's (V and one panel's Udy, 36 x (Cp + 16) per tile, within 256 KiB): the
- * block's rows of x and dy gathered channels-last (x's shared rows moved, as the forward
+ * forward pass's, but larger (V and one panel's Udy, 36 x (Cp + 16) per tile, within 512
+ * KiB): each block streams all of acc (36 x Cp x Kp; 2.3 MiB for vgg-3x3) in and out, so
+ * fewer, deeper blocks pay even when V no longer stays in L2 (one core, vgg-3x3: 256 KiB
+ * blocks of 1 tile row 37.5 ms, 512 KiB 32.6, 768 KiB 31.3; cifar-3x3 23.0, 22.3, 21.7) |
+ * the block's rows of x and dy gathered channels-last (x's shared rows moved, as the forward
  * pass's) | V | 16-filter panels: Udy of the panel (36 x tiles x 16), then for each xi and
  * 6 channels one register tile over the whole block into acc's panel (36 x Cp x 16, ~73 KiB
  * for 32 channels, in L2 with V and Udy); every other block takes the panels in reverse, so
@@ -382,7 +389,7 @@ size_t cycnn_swino_dw_acc_floats(int K, int C)
 /* The weight gradient's blocks: V and one panel's Udy (36 x (Cp + 16) per tile) in budget. */
 static wino_layout dw_layout(const cycnn_conv_geom *g, int m)
 {
-    return layout(g, m, padded_channels(g->C) + 16);
+    return layout(g, m, padded_channels(g->C) + 16, DW_VBLOCK_BYTES);
 }
 
 size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g)
@@ -395,7 +402,7 @@ size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g)
     return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
            align64((size_t)L.tr * m * L.tw * m * Kp * sizeof(float)) +
            align64((size_t)XI * v_stride(L.tr * L.tw, Cp) * sizeof(float)) +
-           align64((size_t)XI * L.tr * L.tw * 16 * sizeof(float)) +
+           align64((size_t)XI * ((L.tr * L.tw) | 1) * 16 * sizeof(float)) +
            align64((size_t)L.tr * L.tw * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
 
@@ -472,7 +479,7 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
     dyt = (float *)((char *)xt + align64((size_t)(L.rows * xrow) * sizeof(float)));
     V = (float *)((char *)dyt + align64((size_t)L.tr * m * Wd * Kp * sizeof(float)));
     U = (float *)((char *)V + align64((size_t)XI * vs * sizeof(float)));
-    taps = (ptrdiff_t *)((char *)U + align64((size_t)XI * tb * 16 * sizeof(float)));
+    taps = (ptrdiff_t *)((char *)U + align64((size_t)XI * (tb | 1) * 16 * sizeof(float)));
     poff = (ptrdiff_t *)((char *)taps + align64((size_t)tb * sizeof(ptrdiff_t)));
     for (t = 0; t < tb; t++)
         taps[t] = (ptrdiff_t)t * Cp;
@@ -498,11 +505,11 @@ void cycnn_swino_dw(const void *cfg_, const cycnn_conv_geom *g, const float *x, 
         for (pi = 0; pi < np; pi++) {      /* every other block backwards: the panel of acc */
             const int p = (ty0 / L.tr) % 2 ? np - 1 - pi : pi;   /* last updated is in L2 */
             float *accp = acc + (ptrdiff_t)p * XI * Cp * 16;
-            dyt_fn(dyt, Wd, Kp, m, L.tw, 0, nt, tb, p * 16, U);
+            dyt_fn(dyt, Wd, Kp, m, L.tw, 0, nt, tb | 1, p * 16, U);   /* odd: as V */
             for (xi = 0; xi < XI; xi++)
                 for (c0 = 0; c0 < Cp; c0 += 6)
                     tile(Cp - c0 < 6 ? Cp - c0 : 6, poff, V + xi * vs + c0, taps,
-                         nt, U + (ptrdiff_t)xi * tb * 16,
+                         nt, U + (ptrdiff_t)xi * (tb | 1) * 16,
                          accp + ((ptrdiff_t)xi * Cp + c0) * 16, 0);
         }
     }
