@@ -204,8 +204,9 @@ size_t cycnn_sconv_fewc_workspace_bytes(const cycnn_conv_geom *g)
 
 /* ---- portable kernels (the twins of sconv_fewc_avx2.c) */
 
-void cycnn_sconv_fewc_build_generic(const cycnn_conv_geom *g, int np, ptrdiff_t xs, ptrdiff_t pc,
-                       const float *x, int c0, int ncc, ptrdiff_t h0, ptrdiff_t h1, float *xc)
+void cycnn_sconv_fewc_build_generic(const cycnn_conv_geom *g, int np, ptrdiff_t xs,
+                                    ptrdiff_t pc, const float *x, int c0, int ncc, ptrdiff_t h0,
+                                    ptrdiff_t h1, float *xc)
 {
     const ptrdiff_t H = g->H, W = g->W;
     int cl, p;
@@ -214,11 +215,9 @@ void cycnn_sconv_fewc_build_generic(const cycnn_conv_geom *g, int np, ptrdiff_t 
         const float *src = x + (ptrdiff_t)(c0 + cl) * H * W;
         for (p = 0; p < np; p++) {
             float *dst = xc + ((ptrdiff_t)cl * np + p) * pc;
-            /* columns i in [a, b) read x's columns i + p - pl, inside [0, W) */
-            ptrdiff_t a = (ptrdiff_t)g->pl - p, b = W + g->pl - p;
             const ptrdiff_t shift = p - (ptrdiff_t)g->pl;
-            a = a < 0 ? 0 : a > xs ? xs : a;
-            b = b < a ? a : b > xs ? xs : b;
+            ptrdiff_t a, b;
+            cycnn_sconv_fewc_cols(W, g->pl, p, xs, &a, &b);
             for (h = h0; h < h1; h++) {
                 float *restrict row = dst + (h - h0) * xs;
                 const ptrdiff_t ih = h - g->pt;

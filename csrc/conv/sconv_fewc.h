@@ -99,6 +99,17 @@ void cycnn_sconv_fewc_dwtile_avx2(int F, int T, ptrdiff_t nv, int nlast, const f
                                   const ptrdiff_t *toff, const float *dy, ptrdiff_t ldy,
                                   float *acc, ptrdiff_t ldacc, float *db);
 
+/* The columns [*a, *b) of a copy row of xs floats whose column i reads the image's column
+ * i + p - pl inside [0, W) (both builds). */
+static inline void cycnn_sconv_fewc_cols(ptrdiff_t W, ptrdiff_t pl, int p, ptrdiff_t xs,
+                                         ptrdiff_t *a, ptrdiff_t *b)
+{
+    ptrdiff_t lo = pl - p, hi = W + pl - p;
+    lo = lo < 0 ? 0 : lo > xs ? xs : lo;
+    *a = lo;
+    *b = hi < lo ? lo : hi > xs ? xs : hi;
+}
+
 #ifdef __cplusplus
 }
 #endif

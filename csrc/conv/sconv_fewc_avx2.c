@@ -260,11 +260,9 @@ void cycnn_sconv_fewc_build_avx2(const cycnn_conv_geom *g, int np, ptrdiff_t xs,
         const float *src = x + (ptrdiff_t)(c0 + cl) * H * W;
         for (p = 0; p < np; p++) {
             float *dst = xc + ((ptrdiff_t)cl * np + p) * pc;
-            /* columns i in [a, b) read x's columns i + p - pl, inside [0, W) */
-            ptrdiff_t a = (ptrdiff_t)g->pl - p, b = W + g->pl - p;
             const ptrdiff_t shift = p - (ptrdiff_t)g->pl;
-            a = a < 0 ? 0 : a > xs ? xs : a;
-            b = b < a ? a : b > xs ? xs : b;
+            ptrdiff_t a, b;
+            cycnn_sconv_fewc_cols(W, g->pl, p, xs, &a, &b);
             for (h = h0; h < h1; h++) {
                 float *row = dst + (h - h0) * xs;
                 const ptrdiff_t ih = h - g->pt;
@@ -296,8 +294,9 @@ void cycnn_sconv_fewc_build_avx2(const cycnn_conv_geom *g, int np, ptrdiff_t xs,
 
 /* ---- channels-last: few filters over many channels */
 
-/* (rows of 8 channels of 8 pixels: 8x8 transposes; lanes past C and columns outside the image
- * zero; only the padding columns are zeroed apart) */
+/* (rows of 8 channels of 8 pixels: 8x8 transposes, written out on named registers --
+ * cycnn_transpose8_avx2 takes an array, which GCC kept on the stack here; lanes past C and
+ * columns outside the image zero; only the padding columns zeroed apart) */
 void cycnn_sconv_fewc_cl_build_avx2(const cycnn_conv_geom *g, ptrdiff_t wq, const float *x,
                                     ptrdiff_t hb, ptrdiff_t nr, ptrdiff_t h0, ptrdiff_t h1,
                                     float *xt)
