@@ -267,6 +267,7 @@ def set_winograd_mode(int mode):
 FEWC_MAX_CHANNELS = 4
 FEWC_MAX_FILTERS = 4
 FEWC_DX_MIN_C = 3              # dx of layers with 3..4 input channels (see _fewc_dx)
+FEWC_DW_MAX_COPIES = 8192      # weight gradient: floats of shifted copies (see _dw_fewc)
 cdef int _fewc_mode = 1        # 0: never the few-channel kernel, 1: where fewc_applies
 
 
@@ -643,13 +644,19 @@ def last_dw_fewc():
 
 cdef bint _dw_fewc(cycnn_conv_geom g):
     """The float32 weight gradient on the few-channel kernel (cycnn_sconv_fewc_dw): the
-    forward pass's rule (_use_fewc), while a thread's vector partial sums (K x CRS x 8) stay
-    within what cycnn.ops checked before the call for it (a filter-sized partial sum and the
-    im2col-sized scratch, CRS x Ho*Wo), + 1 MiB."""
+    forward pass's rule (_use_fewc), for at most FEWC_MAX_FILTERS filters or while the image's
+    shifted copies (C x S planes of (Ho + R - 1) x Wo) stay within FEWC_DW_MAX_COPIES floats,
+    and while a thread's vector partial sums (K x CRS x 8) stay within what cycnn.ops checked
+    before the call for it (a filter-sized partial sum and the im2col-sized scratch,
+    CRS x Ho*Wo), + 1 MiB. (One core: lenet-c1, 4,480 floats of copies, 1.1-1.2x the direct
+    gradient; RGB 3x3 and 5x5 on 32x32, 9,792 and 17,280, 0.9-1.0x: its 2-filter x 5-tap tiles
+    sweep the copies once per tile, from L2 once they outgrow L1.)"""
     global _last_dw_fewc
     cdef ptrdiff_t crs = <ptrdiff_t>g.C * g.R * g.S
-    _last_dw_fewc = _use_fewc(g) and (8 * g.K * crs <= crs * (<ptrdiff_t>g.Ho * g.Wo + g.K)
-                                      + (1 << 18))
+    _last_dw_fewc = (_use_fewc(g)
+                     and (g.K <= FEWC_MAX_FILTERS or <ptrdiff_t>g.C * g.S * (g.Ho + g.R - 1)
+                          * g.Wo <= FEWC_DW_MAX_COPIES)
+                     and 8 * g.K * crs <= crs * (<ptrdiff_t>g.Ho * g.Wo + g.K) + (1 << 18))
     return _last_dw_fewc
 
 
