@@ -604,7 +604,7 @@ cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef _Workspaces ws = _Workspaces(nt, cycnn_swino_dw_workspace_bytes(&g), "swino-dw-ws")
     cdef int n, k, t, tid
     cdef ptrdiff_t l
-    cdef float s
+    cdef float s, s0, s1, s2, s3, s4, s5, s6, s7
     cdef const float *dyk
     with nogil, parallel(num_threads=nt):
         tid = threadid()
@@ -613,11 +613,24 @@ cdef _swino_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
         for n in prange(N, schedule='static'):
             cycnn_swino_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], acc + tid * stride,
                            ws.get(tid))
-            for k in range(K):
-                dyk = &dy[n, k, 0, 0]
-                s = 0
-                for l in range(L):
+            for k in range(K):     # db: 8 partial sums (one chain of dependent adds was 4% of
+                dyk = &dy[n, k, 0, 0]   # cifar-3x3's fwd+bwd), the same order on any thread
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
+                l = 0
+                while l + 8 <= L:
+                    s0 = s0 + dyk[l]
+                    s1 = s1 + dyk[l + 1]
+                    s2 = s2 + dyk[l + 2]
+                    s3 = s3 + dyk[l + 3]
+                    s4 = s4 + dyk[l + 4]
+                    s5 = s5 + dyk[l + 5]
+                    s6 = s6 + dyk[l + 6]
+                    s7 = s7 + dyk[l + 7]
+                    l = l + 8
+                s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+                while l < L:
                     s = s + dyk[l]
+                    l = l + 1
                 dbt[tid, k] += s
     cdef int chunk = (K + nt - 1) // nt
     with nogil, parallel(num_threads=nt):       # the output transform, by ranges of filters
