@@ -153,6 +153,10 @@ void cycnn_swino_pack_weights(int K, int C, int R, const float *w, float *wp)
  * blocks of tr whole tile rows (the last may have fewer), the HWC rows a block reads. */
 typedef struct {
     int tw, th, tr;                        /* tiles per row, tile rows, tile rows per block */
+    int cap;      /* the most tile rows per block for g's width and any height up to g's: the
+                   * workspace is sized for it (the plan runs bands of rows in a workspace
+                   * sized for the whole image, and evening out may give a band more rows
+                   * per block than the whole image: 3 tile rows in 1 block, 4 in 2 x 2) */
     ptrdiff_t Wx, rows;                    /* HWC copy: columns, rows of one block */
 } wino_layout;
 
@@ -166,6 +170,7 @@ static wino_layout layout(const cycnn_conv_geom *g, int m, int per_tile, size_t 
     L.tr = (int)(budget / row_v);         /* tile rows whose V fits the budget */
     if (L.tr < 1)
         L.tr = 1;
+    L.cap = L.tr < L.th ? L.tr : L.th;
     if (L.tr >= L.th)
         L.tr = L.th;
     else                                  /* as many blocks, evened out */
@@ -181,10 +186,10 @@ size_t cycnn_swino_workspace_bytes(const cycnn_conv_geom *g)
     if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
         return 0;
     L = layout(g, m, Cp, VBLOCK_BYTES);
-    return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
-           align64((size_t)XI * v_stride(L.tr * L.tw, Cp) * sizeof(float)) +
+    return align64((size_t)(((ptrdiff_t)L.cap - 1) * m + 6) * L.Wx * Cp * sizeof(float)) +
+           align64((size_t)XI * v_stride(L.cap * L.tw, Cp) * sizeof(float)) +
            align64((size_t)XI * M_STRIDE * 16 * sizeof(float)) +
-           align64((size_t)((g->K + 15) / 16) * L.tr * m * g->Wo * 16 * sizeof(float)) +
+           align64((size_t)((g->K + 15) / 16) * L.cap * m * g->Wo * 16 * sizeof(float)) +
            align64((size_t)Cp * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
 
@@ -399,11 +404,11 @@ size_t cycnn_swino_dw_workspace_bytes(const cycnn_conv_geom *g)
     if (m == 0 || g->Ho <= 0 || g->Wo <= 0)
         return 0;
     L = dw_layout(g, m);
-    return align64((size_t)(L.rows * L.Wx * Cp) * sizeof(float)) +
-           align64((size_t)L.tr * m * L.tw * m * Kp * sizeof(float)) +
-           align64((size_t)XI * v_stride(L.tr * L.tw, Cp) * sizeof(float)) +
-           align64((size_t)XI * ((L.tr * L.tw) | 1) * 16 * sizeof(float)) +
-           align64((size_t)L.tr * L.tw * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
+    return align64((size_t)(((ptrdiff_t)L.cap - 1) * m + 6) * L.Wx * Cp * sizeof(float)) +
+           align64((size_t)L.cap * m * L.tw * m * Kp * sizeof(float)) +
+           align64((size_t)XI * v_stride(L.cap * L.tw, Cp) * sizeof(float)) +
+           align64((size_t)XI * ((L.cap * L.tw) | 1) * 16 * sizeof(float)) +
+           align64((size_t)L.cap * L.tw * sizeof(ptrdiff_t)) + align64(6 * sizeof(ptrdiff_t));
 }
 
 /* Udy[(xi * tb + t) * 16 + v] = (G g G^T)[xi] for filters k0 + v (v < 16) of tiles t < nt

@@ -17,7 +17,9 @@
  *      (zero outside the image; then max(0, .) when relu, NaN kept) for k < g->K, oh < g->Ho,
  *      ow < g->Wo. g->K may be a group of whole panels: pass wp + (k0 / 16) *
  *      cycnn_swino_panel_floats(C) for filters k0.. (k0 a multiple of 16). bias (IN) may be NULL.
- *      ws: cycnn_swino_workspace_bytes(g) bytes, 64-byte aligned, per thread.
+ *      ws: cycnn_swino_workspace_bytes(g) bytes, 64-byte aligned, per thread; enough too
+ *      for a geometry that differs from g only by fewer output rows and its own pt (a band
+ *      of g's rows, as the inference plan runs with one image on several threads).
  * Nothing allocates; index arithmetic is 64-bit. Deterministic: the order of every sum depends
  * only on the geometry and the path.
  */
