@@ -6,12 +6,14 @@
  *      the previous 8 rather than going one by one); measured 28 us per 64 x 32 x 32 image
  *      where rows outer, channels inner took 32 (64 planes at one offset: 4 KiB aliasing).
  * in:  per tile and 8 channels: the 6x6 input vectors (unit stride in the HWC copy), then
- *      T = B^T d column by column and V = T B row by row, stored into V.
+ *      T = B^T d column by column and V = T B row by row, stored into V; B^T's rows factored
+ *      over shared differences (bt6: 18 operations where its 26 terms take 26; the transform
+ *      15% faster with its data in L2, the forward pass 2-3%).
  * out: per tile and 8 filters: the 36 vectors of M, S = A^T M, Y = S A, stored pixel-major
  *      into Z (bias and ReLU come with the store into y).
  * dyt: per tile and 8 filters (weight gradient): the m x m vectors of dy, T = G_m g, then
  *      U = T G_m^T, stored into the block's Udy.
- * Each sum is comb() / combn(): the non-zero coefficients of a constant
+ * Each other sum is comb() / combn(): the non-zero coefficients of a constant
  * row in order, the first a multiply, the rest FMAs; the loops unroll at compile time so the
  * zero terms vanish.
  * Built with -mavx2 -mfma; only called when the selected GEMM path has AVX2.
@@ -86,6 +88,27 @@ ALWAYS_INLINE __m256 comb(const float *coef, const __m256 *in, int stride)
     return combn(coef, 6, in, stride);
 }
 
+/* B^T applied to d[0], d[st], ..., d[5 st] into o[0], o[ost], ..., o[5 ost], its rows
+ * factored over the shared differences a = d4 - d2, b = d3 - d1, s = d2 + d3, t = d2 - d3
+ * (18 operations where the 26 terms of the rows take 26; the same terms as CYCNN_SWINO_BT:
+ * row 0 = (d0 + d4) - 1.5 b - 2 d2, row 1 = ((d4 - d1) - t) - 1.5 s, row 2 = ((d4 + d1) - s)
+ * + 1.5 t, row 3 = a + 0.5 b, row 4 = a - 2 b, row 5 = (d1 + d5) - 1.5 a - 2 d3). */
+ALWAYS_INLINE void bt6(const __m256 *d, int st, __m256 *o, int ost)
+{
+    const __m256 d0 = d[0], d1 = d[st], d2 = d[2 * st], d3 = d[3 * st], d4 = d[4 * st];
+    const __m256 d5 = d[5 * st];
+    const __m256 a = _mm256_sub_ps(d4, d2), b = _mm256_sub_ps(d3, d1);
+    const __m256 s = _mm256_add_ps(d2, d3), t = _mm256_sub_ps(d2, d3);
+    const __m256 half = _mm256_set1_ps(0.5f), c15 = _mm256_set1_ps(1.5f);
+    const __m256 two = _mm256_set1_ps(2.0f);
+    o[0] = _mm256_fnmadd_ps(two, d2, _mm256_fnmadd_ps(c15, b, _mm256_add_ps(d0, d4)));
+    o[ost] = _mm256_fnmadd_ps(c15, s, _mm256_sub_ps(_mm256_sub_ps(d4, d1), t));
+    o[2 * ost] = _mm256_fmadd_ps(c15, t, _mm256_sub_ps(_mm256_add_ps(d4, d1), s));
+    o[3 * ost] = _mm256_fmadd_ps(half, b, a);
+    o[4 * ost] = _mm256_fnmadd_ps(two, b, a);
+    o[5 * ost] = _mm256_fnmadd_ps(two, d3, _mm256_fnmadd_ps(c15, a, _mm256_add_ps(d1, d5)));
+}
+
 void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
                          int nt, ptrdiff_t vs, float *V)
 {
@@ -102,16 +125,16 @@ void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, p
 #pragma GCC unroll 6
                 for (k = 0; k < 6; k++)
                     d[k] = _mm256_loadu_ps(base + (k * Wx + j) * Cp + c);
-#pragma GCC unroll 6
-                for (i = 0; i < 6; i++)
-                    T[i][j] = comb(CYCNN_SWINO_BT[i], d, 1);
+                bt6(d, 1, &T[0][j], 6);
             }
 #pragma GCC unroll 6
-            for (i = 0; i < 6; i++)                   /* row i of V = T B */
+            for (i = 0; i < 6; i++) {                 /* row i of V = T B */
+                __m256 v[6];
+                bt6(T[i], 1, v, 1);
 #pragma GCC unroll 6
                 for (j = 0; j < 6; j++)
-                    _mm256_storeu_ps(vt + (i * 6 + j) * vs + c,
-                                     comb(CYCNN_SWINO_BT[j], T[i], 1));
+                    _mm256_storeu_ps(vt + (i * 6 + j) * vs + c, v[j]);
+            }
         }
     }
 }
