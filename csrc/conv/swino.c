@@ -215,7 +215,10 @@ static void gather_portable(const cycnn_conv_geom *g, int Cp, ptrdiff_t h0, ptrd
         }
 }
 
-/* ---- portable twins of swino_avx2.c (same sums in the same order, zero terms skipped) */
+/* ---- portable twins of swino_avx2.c: the transforms straight from the tables of swino.h
+ * (zero terms skipped); the AVX2 input and output transforms factor B^T's and A^T's rows over
+ * shared differences (bt6, at6), so the paths round differently (the tests hold both to the
+ * same bound against float64 and to each other). */
 
 static float comb(const float *coef, const float *in, int stride)
 {
@@ -229,22 +232,6 @@ static float comb(const float *coef, const float *in, int stride)
     return s;
 }
 
-/* B^T applied to d[0], d[st], ..., d[5 st], factored as bt6 of swino_avx2.c (the same terms as
- * CYCNN_SWINO_BT's rows over the shared differences a, b, s, t; the same operations in the same
- * order). */
-static void bt6_portable(const float *d, int st, float *o, int ost)
-{
-    const float d0 = d[0], d1 = d[st], d2 = d[2 * st], d3 = d[3 * st], d4 = d[4 * st];
-    const float d5 = d[5 * st];
-    const float a = d4 - d2, b = d3 - d1, s = d2 + d3, t = d2 - d3;
-    o[0] = ((d0 + d4) - 1.5f * b) - 2.0f * d2;
-    o[ost] = ((d4 - d1) - t) - 1.5f * s;
-    o[2 * ost] = ((d4 + d1) - s) + 1.5f * t;
-    o[3 * ost] = a + 0.5f * b;
-    o[4 * ost] = a - 2.0f * b;
-    o[5 * ost] = ((d1 + d5) - 1.5f * a) - 2.0f * d3;
-}
-
 static void in_portable(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, ptrdiff_t t0,
                         int nt, ptrdiff_t vs, float *V)
 {
@@ -253,17 +240,16 @@ static void in_portable(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, pt
         const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
         const float *base = xt + (ty * m * Wx + tx * m) * Cp;
         for (c = 0; c < Cp; c++) {
-            float d[6][6], T[6][6], v[6];
+            float d[6][6], T[6][6];
             for (k = 0; k < 6; k++)
                 for (j = 0; j < 6; j++)
                     d[k][j] = base[(k * Wx + j) * Cp + c];
-            for (j = 0; j < 6; j++)                   /* T = B^T d, column by column */
-                bt6_portable(&d[0][j], 6, &T[0][j], 6);
-            for (i = 0; i < 6; i++) {                 /* V = T B, row by row */
-                bt6_portable(T[i], 1, v, 1);
+            for (i = 0; i < 6; i++)                   /* T = B^T d */
                 for (j = 0; j < 6; j++)
-                    V[(i * 6 + j) * vs + t * Cp + c] = v[j];
-            }
+                    T[i][j] = comb(CYCNN_SWINO_BT[i], &d[0][j], 6);
+            for (i = 0; i < 6; i++)                   /* V = T B */
+                for (j = 0; j < 6; j++)
+                    V[(i * 6 + j) * vs + t * Cp + c] = comb(CYCNN_SWINO_BT[j], T[i], 1);
         }
     }
 }

@@ -10,7 +10,7 @@
  *      over shared differences (bt6: 18 operations where its 26 terms take 26; the transform
  *      15% faster with its data in L2, the forward pass 2-3%).
  * out: per tile and 8 filters: the 36 vectors of M, S = A^T M, Y = S A, stored pixel-major
- *      into Z (bias and ReLU come with the store into y).
+ *      into Z (bias and ReLU come with the store into y); A^T's rows factored as B^T's (at6).
  * dyt: per tile and 8 filters (weight gradient): the m x m vectors of dy, T = G_m g, then
  *      U = T G_m^T, stored into the block's Udy.
  * Each other sum is comb() / combn(): the non-zero coefficients of a constant
@@ -139,24 +139,43 @@ void cycnn_swino_in_avx2(const float *xt, ptrdiff_t Wx, int Cp, int m, int tw, p
     }
 }
 
-ALWAYS_INLINE void out_tile(const int m, const float (*AT)[6], const float *M, int tb, int t,
-                            ptrdiff_t ty, ptrdiff_t tx, int h, int Ho, int Wo, float *Z)
+/* A^T (m x 6) applied to x[0], x[st], ..., x[5 st] into o[0], o[ost], ..., factored over
+ * p = x1 + x2 and q = x1 - x2 (the points 1 and -1): row 0 = ((x0 + p) + x3) + x4, row 1 =
+ * (q + 2 x3) - 0.5 x4 (+ x5 for m = 2), row 2 = (p + 4 x3) + 0.25 x4, row 3 = ((q + 8 x3) -
+ * 0.125 x4) + x5: 12 operations for m = 4 where its 18 terms take 18. */
+ALWAYS_INLINE void at6(const int m, const __m256 *x, int st, __m256 *o, int ost)
+{
+    const __m256 x1 = x[st], x2 = x[2 * st], x3 = x[3 * st], x4 = x[4 * st], x5 = x[5 * st];
+    const __m256 p = _mm256_add_ps(x1, x2), q = _mm256_sub_ps(x1, x2);
+    const __m256 r1 = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), x4,
+                                       _mm256_fmadd_ps(_mm256_set1_ps(2.0f), x3, q));
+    o[0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x[0], p), x3), x4);
+    if (m == 2) {
+        o[ost] = _mm256_add_ps(r1, x5);
+        return;
+    }
+    o[ost] = r1;
+    o[2 * ost] = _mm256_fmadd_ps(_mm256_set1_ps(0.25f), x4,
+                                 _mm256_fmadd_ps(_mm256_set1_ps(4.0f), x3, p));
+    o[3 * ost] = _mm256_add_ps(_mm256_fnmadd_ps(_mm256_set1_ps(0.125f), x4,
+                                                _mm256_fmadd_ps(_mm256_set1_ps(8.0f), x3, q)),
+                               x5);
+}
+
+ALWAYS_INLINE void out_tile(const int m, const float *M, int tb, int t, ptrdiff_t ty,
+                            ptrdiff_t tx, int h, int Ho, int Wo, float *Z)
 {
     __m256 Mx[36], S[4][6], Y[4][4];
     int xi, a, b, j;
 #pragma GCC unroll 36
     for (xi = 0; xi < 36; xi++)
         Mx[xi] = _mm256_load_ps(M + ((ptrdiff_t)xi * tb + t) * 16 + h);
-#pragma GCC unroll 4
-    for (a = 0; a < m; a++)                           /* S = A^T M */
 #pragma GCC unroll 6
-        for (j = 0; j < 6; j++)
-            S[a][j] = comb(AT[a], &Mx[j], 6);
+    for (j = 0; j < 6; j++)                           /* S = A^T M, column by column */
+        at6(m, &Mx[j], 6, &S[0][j], 6);
 #pragma GCC unroll 4
     for (a = 0; a < m; a++)                           /* Y = S A, stored inside Ho x Wo */
-#pragma GCC unroll 4
-        for (b = 0; b < m; b++)
-            Y[a][b] = comb(AT[b], S[a], 1);
+        at6(m, S[a], 1, Y[a], 1);
     if (ty * m + m <= Ho && tx * m + m <= Wo) {
 #pragma GCC unroll 4
         for (a = 0; a < m; a++)
@@ -178,9 +197,9 @@ void cycnn_swino_out_avx2(const float *M, int tb, int nt, int m, ptrdiff_t t0, i
         const ptrdiff_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
         for (h = 0; h < 16; h += 8) {
             if (m == 2)
-                out_tile(2, CYCNN_SWINO_AT2, M, tb, t, ty, tx, h, Ho, Wo, Z);
+                out_tile(2, M, tb, t, ty, tx, h, Ho, Wo, Z);
             else
-                out_tile(4, CYCNN_SWINO_AT4, M, tb, t, ty, tx, h, Ho, Wo, Z);
+                out_tile(4, M, tb, t, ty, tx, h, Ho, Wo, Z);
         }
     }
 }
