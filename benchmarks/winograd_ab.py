@@ -14,6 +14,12 @@ that), else on wall time. Passes: "fwd" ops.conv2d; "dx" the kernel's
 dx alone (need_dw=False); "dw" ops.conv2d_backward(..., compute_dx=False) (dw and db);
 "fwd+bwd" ops.conv2d then ops.conv2d_backward (dx, dw, db), as a training step has them.
 With --threads 1,2 it also prints each build's 1-thread / 2-thread ratio of fwd+bwd.
+
+--ratio: instead, each process alternates 1 and 2 threads on fwd+bwd call by call (the two
+timings of a pair see the same machine) and reports the median of the pairs' ratios, wall
+time; the builds' processes alternate as above:
+    taskset -c 0,1 python benchmarks/winograd_ab.py --old OLD --new src --ratio --rounds 5 \
+        --shapes cifar-3x3
 """
 import argparse
 import json
@@ -68,6 +74,64 @@ print(json.dumps(out))
 """
 
 
+RATIO_WORKER = r"""
+import json, sys, time
+import numpy as np
+import cycnn
+from cycnn import ops
+reps, shapes = int(sys.argv[1]), json.loads(sys.argv[2])
+rng = np.random.default_rng(0)
+out = {}
+for name, (n, c, h, w, k, r, pad) in shapes.items():
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = (rng.standard_normal((k, c, r, r)) / np.sqrt(c * r * r)).astype(np.float32)
+    dy = rng.standard_normal(ops.conv2d(x, wt, padding=pad).shape, dtype=np.float32)
+    def fb():
+        ops.conv2d(x, wt, padding=pad)
+        ops.conv2d_backward(dy, x, wt, padding=pad)
+    for t in (1, 2):
+        cycnn.set_num_threads(t)
+        fb()
+    ratios, times = [], {1: [], 2: []}
+    for i in range(reps):
+        for t in ((1, 2) if i % 2 == 0 else (2, 1)):
+            cycnn.set_num_threads(t)
+            a = time.perf_counter()
+            fb()
+            times[t].append(time.perf_counter() - a)
+        ratios.append(times[1][-1] / times[2][-1])
+    out[name] = [float(np.median(ratios)), float(np.median(times[1])),
+                 float(np.median(times[2]))]
+print(json.dumps(out))
+"""
+
+
+def run_ratio(path, reps, shapes):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+    env.pop("OMP_NUM_THREADS", None)
+    res = subprocess.run([sys.executable, "-c", RATIO_WORKER, str(reps), json.dumps(shapes)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def ratios(args, shapes):
+    res = {"old": [], "new": []}
+    for r in range(args.rounds):
+        for b in (("old", "new") if r % 2 == 0 else ("new", "old")):
+            res[b].append(run_ratio(getattr(args, b), max(args.reps, 6), shapes))
+    print(f"old {args.old}, new {args.new}; fwd+bwd, 1 and 2 threads alternating call by call "
+          f"in each process ({max(args.reps, 6)} pairs), {args.rounds} processes per build; "
+          f"per process: median of the pairs' 1-thread / 2-thread ratios (wall time)")
+    print("| shape | build | ratio per process | 1-thread ms | 2-thread ms |\n"
+          "|---|---|---|--:|--:|")
+    for s in shapes:
+        for b in ("old", "new"):
+            rs = " ".join(f"{x[s][0]:.2f}" for x in res[b])
+            t1 = np.median([x[s][1] for x in res[b]]) * 1e3
+            t2 = np.median([x[s][2] for x in res[b]]) * 1e3
+            print(f"| {s} | {b} | {rs} | {t1:.1f} | {t2:.1f} |")
+
+
 def run(path, threads, reps, shapes, clock):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(path), OMP_NUM_THREADS=str(threads))
     res = subprocess.run([sys.executable, "-c", WORKER, str(threads), str(reps),
@@ -84,8 +148,13 @@ def main():
     p.add_argument("--rounds", type=int, default=7, help="A/B rounds (medians over them)")
     p.add_argument("--reps", type=int, default=5, help="calls per pass in a round")
     p.add_argument("--shapes", default=",".join(SHAPES))
+    p.add_argument("--ratio", action="store_true",
+                   help="1-thread / 2-thread ratio of fwd+bwd, threads alternating per call")
     args = p.parse_args()
     shapes = {s: SHAPES[s] for s in args.shapes.split(",")}
+    if args.ratio:
+        ratios(args, shapes)
+        return
     threads = [int(t) for t in args.threads.split(",")]
     clock = "cpu" if threads == [1] else "wall"
     res = {(b, t): [] for b in ("old", "new") for t in threads}
