@@ -143,9 +143,10 @@ DW_AVX2_CASES = [   # (N, C, M, H, W, R, S, stride, padding, dilation)
 
 
 @pytest.mark.parametrize("case", DW_AVX2_CASES, ids=[str(c) for c in DW_AVX2_CASES])
-def test_depthwise_forward_avx2_and_portable_builds_agree(rng, case):
-    """The float32 depthwise forward's AVX2 build (width stride 1 or 2, width dilation 1) and
-    its portable twin both match the float64 reference, and each other."""
+def test_depthwise_avx2_and_portable_builds_agree(rng, case):
+    """The float32 depthwise kernels' AVX2 builds (forward: width stride 1 or 2, width dilation 1;
+    dx and dw: stride and dilation 1) and their portable twins all match the float64 reference,
+    and each other."""
     from cycnn._kernels import depthwise
     N, C, M, H, W, R, S, stride, padding, dilation = case
     x = rng.standard_normal((N, C, H, W)).astype(F32)
@@ -153,17 +154,26 @@ def test_depthwise_forward_avx2_and_portable_builds_agree(rng, case):
     b = rng.standard_normal(C * M).astype(F32)
     geo = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
     want = ref.conv2d(*f64(x, w, b), **geo)
+    dy = rng.standard_normal(want.shape).astype(F32)
+    want_dx, want_dw, want_db = ref.conv2d_backward(*f64(dy, x, w), **geo)
     got = {}
     try:
         for allowed in (True, False):
-            depthwise.set_forward_avx2(allowed)
-            got[depthwise.forward_path()] = ops.conv2d(x, w, b, **geo)
+            depthwise.set_float32_avx2(allowed)
+            got[depthwise.float32_path()] = ((ops.conv2d(x, w, b, **geo),)
+                                             + ops.conv2d_backward(dy, x, w, **geo))
     finally:
-        depthwise.set_forward_avx2(True)
+        depthwise.set_float32_avx2(True)
     assert set(got) == ({"avx2", "generic"} if cycnn.build_info()["simd"] != "generic"
                         else {"generic"})
-    for path, y in got.items():
+    for path, (y, dx, dw, db) in got.items():
         assert_close(y, want, *tolerance(F32, R * S), f"{path} {case}")
+        assert_close(dx, want_dx, *tolerance(F32, M * R * S), f"{path} dx {case}")
+        assert_close(dw, want_dw, *tolerance(F32, N * want.shape[2] * want.shape[3]),
+                     f"{path} dw {case}")
+        assert_close(db, want_db, *tolerance(F32, N * want.shape[2] * want.shape[3]),
+                     f"{path} db {case}")
+    got = {path: y for path, (y, *_) in got.items()}
     if len(got) == 2:
         assert_close(got["avx2"], got["generic"], *tolerance(F32, R * S), f"avx2 vs generic {case}")
         width_stride = stride if isinstance(stride, int) else stride[1]

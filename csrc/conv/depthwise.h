@@ -24,7 +24,7 @@
  * Backward data  cycnn_dwconv_bwd_data_{f32,f64}(g, dy, w, dx)
  *   IN dy[Ho*Wo], w[R*S]; IN/OUT dx[H*W]: dx[ih, iw] += w[r, s] * dy[oh, ow] for every tap
  *   (the caller zeroes dx first, then accumulates one call per filter reading that channel).
- * Backward filter cycnn_dwconv_bwd_filter_{f32,f64}(g, dy, x, dw)
+ * Backward filter cycnn_dwconv_bwd_filter_{f32,f64}(g, dy, x, dw [, ws for f32])
  *   IN dy[Ho*Wo], x[H*W]; IN/OUT dw[R*S]: dw[r, s] += sum_{oh, ow} dy[oh, ow] * x[ih, iw]
  *   (the caller zeroes dw and accumulates over the images, in image order).
  *
@@ -57,6 +57,23 @@ void cycnn_dwconv_fwd_f32_generic(const cycnn_dwconv_geom *g, const float *x, co
 void cycnn_dwconv_fwd_f32_avx2(const cycnn_dwconv_geom *g, const float *x, const float *w,
                                float bias, float *y, float *ws);
 size_t cycnn_dwconv_fwd_f32_avx2_ws_floats(const cycnn_dwconv_geom *g);
+/* float backward on AVX2+FMA (a CPU with AVX2 and FMA; dw: width stride 1 or 2 and width
+ * dilation 1 as the forward, dx: stride and dilation 1), on a workspace
+ * of cycnn_dwconv_bwd_f32_ws_floats(g) floats per thread (0: not applicable):
+ * cycnn_dwconv_bwd_filter_f32 (above) takes its AVX2 build when ws is not NULL and it applies;
+ * cycnn_dwconv_bwd_data_f32_set SETS dx (not +=) to the gradient through one filter -- the
+ * forward kernel on dy with the flipped filter -- and returns 1, or returns 0 without touching
+ * dx where it does not apply (also pt > R-1, pl > S-1 or more than
+ * CYCNN_DWCONV_DX_MAX_TAPS taps; the caller then zeroes dx and adds
+ * cycnn_dwconv_bwd_data_f32). */
+#define CYCNN_DWCONV_DX_MAX_TAPS 64
+size_t cycnn_dwconv_bwd_f32_ws_floats(const cycnn_dwconv_geom *g);
+int cycnn_dwconv_bwd_data_f32_set(const cycnn_dwconv_geom *g, const float *dy, const float *w,
+                                  float *dx, float *ws);
+void cycnn_dwconv_bwd_filter_f32_generic(const cycnn_dwconv_geom *g, const float *dy,
+                                         const float *x, float *dw);
+void cycnn_dwconv_bwd_filter_f32_avx2(const cycnn_dwconv_geom *g, const float *dy,
+                                      const float *x, float *dw, float *ws);
 /* 1 when the float forward takes the AVX2 build where it applies; tests set_path(0) to force
  * the portable one, set_path(1) restores the automatic choice */
 int cycnn_dwconv_f32_path(void);
@@ -66,7 +83,7 @@ void cycnn_dwconv_bwd_data_f32(const cycnn_dwconv_geom *g, const float *dy, cons
 void cycnn_dwconv_bwd_data_f64(const cycnn_dwconv_geom *g, const double *dy, const double *w,
                                double *dx);
 void cycnn_dwconv_bwd_filter_f32(const cycnn_dwconv_geom *g, const float *dy, const float *x,
-                                 float *dw);
+                                 float *dw, float *ws);
 void cycnn_dwconv_bwd_filter_f64(const cycnn_dwconv_geom *g, const double *dy, const double *x,
                                  double *dw);
 

@@ -19,6 +19,11 @@
  *     lanes gathered with one shuffle and one cross-lane permute.
  *   - Each output is bias + sum over taps in (r, s) order, with FMAs (the portable kernel
  *     rounds the product and the sum apart; tests compare both with the float64 reference).
+ * Backward: dx (stride and dilation 1, one filter per channel) is this forward kernel run on dy
+ *   with the flipped filter (depthwise.c); the weight gradient, cycnn_dwconv_bwd_filter_f32_avx2
+ *   (width stride 1 or 2, width dilation 1), pads x the same way, then for up to 12 taps at a time keeps one vector accumulator per
+ *   tap over the plane (each dy vector loaded once per row for all of them), summed across
+ *   lanes at the end.
  * Parallelism: none (callers give threads whole planes, each with its own workspace).
  * Memory: the workspace, cycnn_dwconv_fwd_f32_ws_floats(g) floats; nothing else.
  */
@@ -157,6 +162,112 @@ void cycnn_dwconv_fwd_f32_avx2(const cycnn_dwconv_geom *g, const float *x, const
         plane(g, ws, Wp, w, bias, y, 2, 3);
     else
         plane(g, ws, Wp, w, bias, y, 2, 0);
+}
+
+/* ---- weight gradient (stride and dilation 1): dw[t] += sum over the plane of dy * x at tap t */
+
+static inline float hsum(__m256 v)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+
+/* taps t0 .. t0+NT-1 (NT and the width stride SW constant at each call site: the accumulators
+ * stay in registers) over the padded plane xp: each row's dy vectors (the last one masked)
+ * times the row's tap windows */
+static inline __attribute__((always_inline)) void
+dw_taps(const cycnn_dwconv_geom *g, const float *dy, const float *xp, int64_t Wp, int t0,
+        const int NT, const int SW, float *dw)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(g->Wo % 8), iota);
+    const int full = g->Wo / 8 * 8;
+    __m256 acc[12];
+    int64_t off[12];
+    int j, oh, ow;
+    for (j = 0; j < NT; j++) {
+        acc[j] = _mm256_setzero_ps();
+        off[j] = (int64_t)((t0 + j) / g->S) * g->dh * Wp + (t0 + j) % g->S;
+    }
+    for (oh = 0; oh < g->Ho; oh++) {
+        const float *d = dy + (int64_t)oh * g->Wo;
+        const float *xr = xp + (int64_t)oh * g->sh * Wp;
+        for (ow = 0; ow < full; ow += 8) {
+            const __m256 dv = _mm256_loadu_ps(d + ow);
+            for (j = 0; j < NT; j++)
+                acc[j] = _mm256_fmadd_ps(dv, LOAD(xr + off[j] + (int64_t)ow * SW), acc[j]);
+        }
+        if (full < g->Wo) {   /* lanes past Wo: dy masked to 0 (the padded x is readable) */
+            const __m256 dv = _mm256_maskload_ps(d + full, tail);
+            for (j = 0; j < NT; j++)
+                acc[j] = _mm256_fmadd_ps(dv, LOAD(xr + off[j] + (int64_t)full * SW), acc[j]);
+        }
+    }
+    for (j = 0; j < NT; j++)
+        dw[t0 + j] += hsum(acc[j]);
+}
+
+void cycnn_dwconv_bwd_filter_f32_avx2(const cycnn_dwconv_geom *g, const float *dy,
+                                      const float *x, float *dw, float *ws)
+{
+    const int64_t Wp = padded_cols(g);
+    const int T = g->R * g->S;
+    int t0;
+    pad_plane(g, x, ws, padded_rows(g), Wp);
+    for (t0 = 0; t0 < T; t0 += 12) {
+        switch (T - t0 < 12 ? T - t0 : 12) {
+        case 1:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 1, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 1, 2, dw);
+            break;
+        case 2:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 2, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 2, 2, dw);
+            break;
+        case 3:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 3, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 3, 2, dw);
+            break;
+        case 4:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 4, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 4, 2, dw);
+            break;
+        case 5:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 5, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 5, 2, dw);
+            break;
+        case 6:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 6, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 6, 2, dw);
+            break;
+        case 7:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 7, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 7, 2, dw);
+            break;
+        case 8:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 8, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 8, 2, dw);
+            break;
+        case 9:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 9, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 9, 2, dw);
+            break;
+        case 10:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 10, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 10, 2, dw);
+            break;
+        case 11:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 11, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 11, 2, dw);
+            break;
+        default:
+            if (g->sw == 1) dw_taps(g, dy, ws, Wp, t0, 12, 1, dw);
+            else dw_taps(g, dy, ws, Wp, t0, 12, 2, dw);
+            break;
+        }
+    }
 }
 
 #else

@@ -86,10 +86,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     bias = b if b is not None else np.zeros(0, dtype=dtype)
     if groups > 1 and w.shape[1] == 1:
         threads = threads_for(work, n * k)
-        sh, sw, _, _, dh, _ = geometry   # (+ each thread's padded plane for the AVX2 kernel)
-        plane = ((ho - 1) * sh + (w.shape[2] - 1) * dh + 1) * ((wo + 15) // 16 * 16 * sw
-                                                               + w.shape[3])
-        _args.check_alloc(out_bytes + threads * plane * x.itemsize,
+        _args.check_alloc(out_bytes + threads * _dw_plane(x, w, ho, wo, geometry) * x.itemsize,
                           f"conv2d of x {x.shape} with w {w.shape}")
         y = np.empty((n, k, ho, wo), dtype=dtype)
         _depthwise.forward(x, w, bias, b is not None, y, *geometry, threads)
@@ -129,7 +126,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True, 
     db = np.empty(w.shape[0], dtype=dtype)
     if groups > 1 and w.shape[1] == 1:
         n_planes = min(x.shape[0] * x.shape[1], w.shape[0])  # dx per plane, dw per filter
-        _args.check_alloc(grad_bytes, f"conv2d_backward of x {x.shape} with w {w.shape}")
+        _args.check_alloc(grad_bytes + n_threads * _dw_plane(x, w, ho, wo, geometry)
+                          * x.itemsize, f"conv2d_backward of x {x.shape} with w {w.shape}")
         dx = np.empty(x.shape, dtype=dtype)   # (the depthwise kernel always computes it)
         _depthwise.backward(dy, x, w, dx, dw, db, *geometry,
                             threads_for(2 * work, n_planes))
@@ -148,6 +146,16 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, compute_dx=True, 
         _conv.conv2d_backward(dyg[g], xg[g], w[part], None if dxg is None else dxg[g], dw[part],
                               db[part], *geometry, n_threads)
     return (None if dxg is None else _group_merge(dxg)), dw, db
+
+
+def _dw_plane(x, w, ho, wo, geometry):
+    """Floats of the depthwise AVX2 kernels' per-thread workspace at most: a padded plane of
+    the larger of x's and y's planes (the forward pads x, dx pads dy)."""
+    sh, sw, _, _, dh, _ = geometry
+    r, s = w.shape[2:]
+    rows = max(x.shape[2], (ho - 1) * sh + (r - 1) * dh + 1) + r
+    cols = (max(x.shape[3], wo) + 15) // 16 * 16 * sw + s
+    return rows * cols
 
 
 def _group_split(a, groups):

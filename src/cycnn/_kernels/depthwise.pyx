@@ -15,8 +15,8 @@
 #                  db[k] over dy[:, k]).
 # Threads: as many as the caller passes (cycnn.ops decides), at most one per plane/filter.
 #
-# Memory: the float32 forward's per-thread workspace (the AVX2 kernel's padded copy of a plane,
-# from cycnn._scratch, reused across calls); nothing else. The caller (cycnn.ops) validates
+# Memory: the float32 per-thread workspace (the AVX2 kernels' padded copy of a plane, from
+# cycnn._scratch, reused across calls); nothing else. The caller (cycnn.ops) validates
 # shapes and allocates C-contiguous outputs; every output element is written. Inputs are const memoryviews (read-only arrays
 # work). The GIL is released for the whole loop.
 
@@ -42,23 +42,26 @@ cdef extern from "conv/depthwise.h" nogil:
     void cycnn_dwconv_bwd_data_f64(const cycnn_dwconv_geom *g, const double *dy,
                                    const double *w, double *dx)
     void cycnn_dwconv_bwd_filter_f32(const cycnn_dwconv_geom *g, const float *dy,
-                                     const float *x, float *dw)
+                                     const float *x, float *dw, float *ws)
+    size_t cycnn_dwconv_bwd_f32_ws_floats(const cycnn_dwconv_geom *g)
+    int cycnn_dwconv_bwd_data_f32_set(const cycnn_dwconv_geom *g, const float *dy,
+                                      const float *w, float *dx, float *ws)
     void cycnn_dwconv_bwd_filter_f64(const cycnn_dwconv_geom *g, const double *dy,
                                      const double *x, double *dw)
     int cycnn_dwconv_f32_path()
     void cycnn_dwconv_f32_set_path(int allow_avx2)
 
 
-def forward_path():
-    """'avx2' or 'generic': the build of the float32 forward kernel that forward() runs now
-    (the AVX2 one where the width stride and dilation are 1)."""
+def float32_path():
+    """'avx2' or 'generic': the build of the float32 kernels (forward, dx, dw) that forward()
+    and backward() run now (the AVX2 ones where the geometry allows: see depthwise.h)."""
     return "avx2" if cycnn_dwconv_f32_path() else "generic"
 
 
-def set_forward_avx2(bint allowed):
-    """Tests: False forces the portable float32 forward, True restores the automatic choice
+def set_float32_avx2(bint allowed):
+    """Tests: False forces the portable float32 kernels, True restores the automatic choice
     (AVX2+FMA where the CPU has them). Returns the previous setting."""
-    old = forward_path() == "avx2"
+    old = float32_path() == "avx2"
     cycnn_dwconv_f32_set_path(allowed)
     return old
 
@@ -140,11 +143,20 @@ def backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
     cdef const floating *wp = &w[0, 0, 0, 0]
     cdef floating *dxp = &dx[0, 0, 0, 0] if N > 0 else NULL
     cdef floating *dwp = &dw_out[0, 0, 0, 0]
-    # dx: one input plane per iteration, its M filters in order
+    cdef int nt = max(_team(n_threads, N * C), _team(n_threads, K))
+    # float32: one workspace per thread for the AVX2 kernels' padded planes (none: portable)
+    cdef size_t wsf = cycnn_dwconv_bwd_f32_ws_floats(&g) if floating is float else 0
+    cdef float[:, ::1] ws = _scratch("dwconv-padded", (nt, max(<size_t>1, wsf)), np.float32)
+    # dx: one input plane per iteration, its M filters in order (float32, one filter per
+    # channel: set by the AVX2 forward kernel on dy with the flipped filter where it applies)
     for p in prange(N * C, nogil=True, schedule='static', num_threads=_team(n_threads, N * C)):
-        memset(dxp + p * hw, 0, hw * sizeof(floating))
         n = p // C
         c = p % C
+        if floating is float:
+            if M == 1 and wsf > 0 and cycnn_dwconv_bwd_data_f32_set(
+                    &g, dyp + (n * K + c) * ohw, wp + c * rs, dxp + p * hw, &ws[threadid(), 0]):
+                continue
+        memset(dxp + p * hw, 0, hw * sizeof(floating))
         for m in range(M):
             k = c * M + m
             if floating is float:
@@ -158,7 +170,8 @@ def backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
         for n in range(N):
             if floating is float:
                 cycnn_dwconv_bwd_filter_f32(&g, dyp + (n * K + k) * ohw,
-                                            xp + (n * C + k // M) * hw, dwp + k * rs)
+                                            xp + (n * C + k // M) * hw, dwp + k * rs,
+                                            &ws[threadid(), 0] if wsf > 0 else NULL)
             else:
                 cycnn_dwconv_bwd_filter_f64(&g, dyp + (n * K + k) * ohw,
                                             xp + (n * C + k // M) * hw, dwp + k * rs)
