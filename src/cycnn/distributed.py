@@ -116,10 +116,15 @@ def _abort_on_uncaught(kind, value, tb):
     if _failed_everywhere:
         traceback.print_exception(kind, value, tb)
         return
-    sys.stderr.write(f"cycnn.distributed: uncaught exception on rank {rank()} of {size()}; "
-                     f"aborting all ranks\n")
-    traceback.print_exception(kind, value, tb)
+    # the error itself on the first line, the traceback in one write, a moment for mpiexec to
+    # forward them: Abort kills the ranks at once, and a traceback written line by line was seen
+    # cut short before its last line (the error) reached the terminal
+    summary = "".join(traceback.format_exception_only(kind, value)).strip()
+    sys.stderr.write(f"cycnn.distributed: uncaught exception on rank {rank()} of {size()} "
+                     f"({summary}); aborting all ranks\n"
+                     + "".join(traceback.format_exception(kind, value, tb)))
     sys.stderr.flush()
+    time.sleep(0.2)
     _comm.Abort(1)
 
 
