@@ -50,7 +50,8 @@ static int64_t padded_cols(const cycnn_dwconv_geom *g)
 
 size_t cycnn_dwconv_fwd_f32_avx2_ws_floats(const cycnn_dwconv_geom *g)
 {
-    return (size_t)(padded_rows(g) * padded_cols(g));
+    const int64_t rows = padded_rows(g), cols = padded_cols(g);
+    return rows > 0 && cols > 0 ? (size_t)(rows * cols) : 0;   /* (0: an empty plane) */
 }
 
 /* lanes 0, 2, .., 14 of the 16 floats lo:hi, in order */
