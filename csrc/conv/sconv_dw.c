@@ -26,6 +26,7 @@
 
 #include "sconv_dw.h"
 #include "../gemm/gemm_internal.h"
+#include "prefetch.h"
 
 #define PIX_BLOCK 1024   /* pixels per block: the 16-filter panel is 16 KiB */
 #define MAX_TAPS 6      /* taps per register tile */
@@ -125,6 +126,14 @@ void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, 
                     ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc, float *db,
                     void *ws)
 {
+    cycnn_sconv_dw_next(cfg, g, xp, dy, t0, t1, acc, ldacc, db, ws, NULL, 0, NULL);
+}
+
+void cycnn_sconv_dw_next(const void *cfg, const cycnn_conv_geom *g, const float *xp,
+                         const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc,
+                         ptrdiff_t ldacc, float *db, void *ws, const float *x_next,
+                         ptrdiff_t x_next_floats, const float *dy_next)
+{
     const int K = g->K;
     const ptrdiff_t L = (ptrdiff_t)g->Ho * g->Wo;
     const ptrdiff_t Hp = (ptrdiff_t)(g->Ho - 1) * g->sh + (ptrdiff_t)(g->R - 1) * g->dh + 1;
@@ -137,6 +146,7 @@ void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, 
     int *seg_len = (int *)((char *)seg_off + align64((size_t)max_segments() * sizeof(ptrdiff_t)));
     cycnn_sconv_dw_pack_fn pack;
     cycnn_sconv_dw_tile_fn tile;
+    cycnn_prefetch_cursor pf;
     ptrdiff_t nblocks, pb, l0, t, ngroups;
     int c, r, s, k0;
 
@@ -162,6 +172,10 @@ void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, 
 
     nblocks = (L + PIX_BLOCK - 1) / PIX_BLOCK;
     pb = (L + nblocks - 1) / nblocks;
+    /* the next image's input and output gradient, a share per tile call */
+    cycnn_prefetch_init(&pf, x_next, (size_t)x_next_floats * sizeof(float), dy_next,
+                        (size_t)K * (size_t)L * sizeof(float),
+                        nblocks * ((K + 15) / 16) * ngroups);
     for (l0 = 0; l0 < L; l0 += pb) {
         const ptrdiff_t np = L - l0 < pb ? L - l0 : pb;
         ptrdiff_t l = l0, left = np;
@@ -189,6 +203,7 @@ void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, 
             pack(kw, kv, dy + (ptrdiff_t)k0 * L, L, l0, np, panel, db != NULL ? db + k0 : NULL);
             for (grp = 0; grp < ngroups; grp++) {   /* balanced groups of <= 6 taps */
                 const int m = (int)(ntaps / ngroups + (grp < ntaps % ngroups));
+                cycnn_prefetch_step(&pf);
                 tile(m, kw, kv, taps + tg, xp, nseg, seg_off, seg_len, g->sw, panel,
                      acc + (t0 + tg) * ldacc + k0, ldacc);
                 tg += m;

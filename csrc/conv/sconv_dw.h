@@ -40,6 +40,14 @@ void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp, 
                     ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc, float *db,
                     void *ws);
 
+/* The same, prefetching the next image's operands while computing (prefetch.h): x_next
+ * (x_next_floats floats: its unpadded image, or the image the next call reads) and dy_next
+ * (K x L). Either may be NULL. The results do not depend on them. */
+void cycnn_sconv_dw_next(const void *cfg, const cycnn_conv_geom *g, const float *xp,
+                         const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc,
+                         ptrdiff_t ldacc, float *db, void *ws, const float *x_next,
+                         ptrdiff_t x_next_floats, const float *dy_next);
+
 /* ---- internal: the kernels the driver calls (portable in sconv_dw.c, AVX2 in
  * sconv_dw_avx2.c). A "panel" holds kw (8 or 16) filters k0 .. k0+kw-1 of np pixels,
  * pixel-major: b[j*kw + v] = dy[(k0+v)*L + l0 + j], zero for v >= kv (filters past K).

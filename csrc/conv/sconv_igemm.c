@@ -33,6 +33,7 @@
 
 #include "sconv_igemm.h"
 #include "../gemm/gemm_internal.h"
+#include "prefetch.h"
 
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 static ptrdiff_t round_up(ptrdiff_t x, ptrdiff_t m) { return (x + m - 1) / m * m; }
@@ -74,6 +75,19 @@ void cycnn_sconv_pack_weights(const void *cfg_, int K, ptrdiff_t CRS, const floa
         const ptrdiff_t kc = CRS - pc < kcb ? CRS - pc : kcb;
         cfg->pack_a(cfg->mr, K, (int)kc, w + pc * csw, rsw, csw, wp + pc * Kr);
     }
+}
+
+/* A 1x1 convolution with stride 1 and nothing padded or cropped: the padded image is the image
+ * itself and B = x (C x L, rows L apart). */
+static int pointwise(const cycnn_conv_geom *g)
+{
+    return g->R == 1 && g->S == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
+           g->Ho == g->H && g->Wo == g->W;
+}
+
+int cycnn_sconv_pointwise(const cycnn_conv_geom *g)
+{
+    return pointwise(g);
 }
 
 /* Hp x Wp: every row/column some output pixel's tap can reach, origin at (-pt, -pl). */
@@ -187,6 +201,11 @@ static void pack_b_image(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g
     const int use_avx2 = cfg->pack_b == cycnn_spack_b_avx2 && nr % 8 == 0;
 #endif
 
+    if (pointwise(g)) {   /* the rows of x are the rows of B: pack them as a GEMM's B */
+        cfg->pack_b(nr, (int)kc, (int)nc, xp + pc * plane + jc, plane, 1, Bp);
+        return;
+    }
+
     /* offset of tap (c, r, s) of depth row pc + p in the padded image */
     c = (int)(pc / ((ptrdiff_t)g->R * g->S));
     r = (int)(pc / g->S % g->R);
@@ -232,7 +251,8 @@ static void pack_b_image(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g
     }
 }
 
-/* + bias[k], then act: 0 none, 1 ReLU (NaN stays NaN), 2 leaky ReLU (v < 0 ? slope*v : v). */
+/* + bias[k], then act: 0 none, 1 ReLU (NaN stays NaN), 2 leaky ReLU (v < 0 ? slope*v : v), on
+ * the K x nc block at y (rows ldy apart); bias[0] is row 0's. */
 static void epilogue(int K, ptrdiff_t nc, const float *bias, int act, float slope, float *y,
                      ptrdiff_t ldy)
 {
@@ -259,18 +279,11 @@ static void epilogue(int K, ptrdiff_t nc, const float *bias, int act, float slop
     }
 }
 
-void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                       const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                       int relu, float *y, ptrdiff_t ldy, void *ws)
+static void igemm(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g, const float *wp,
+                  const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias, int act,
+                  float slope, float *y, ptrdiff_t ldy, void *ws, const float *x_next,
+                  const float *y_next)
 {
-    cycnn_sconv_igemm_act(cfg, g, wp, xp, l0, l1, bias, relu ? 1 : 0, 0.0f, y, ldy, ws);
-}
-
-void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const float *wp,
-                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
-                           int act, float slope, float *y, ptrdiff_t ldy, void *ws)
-{
-    const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
     const int MR = cfg->mr, NR = cfg->nr, K = g->K;
     const ptrdiff_t CRS = (ptrdiff_t)g->C * g->R * g->S, Kr = round_up(K, MR);
     const ptrdiff_t kcb = balanced_block(CRS, cfg->kc, 1);
@@ -279,6 +292,7 @@ void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const flo
     float *tile = (float *)((char *)ws + align64(((size_t)cfg->kc * (size_t)round_up(cfg->nc, NR) +
                                                   (size_t)NR) * sizeof(float)));
     ptrdiff_t *taps = (ptrdiff_t *)((char *)tile + align64((size_t)MR * NR * sizeof(float)));
+    cycnn_prefetch_cursor pf;
     ptrdiff_t Hp, Wp, jc, pc, jr, i, j;
     int ir;
 
@@ -292,12 +306,17 @@ void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const flo
         epilogue(K, l1 - l0, bias, act, slope, y + l0, ldy);
         return;
     }
+    /* the next image's input and output, a share per micro-kernel call */
+    cycnn_prefetch_init(&pf, x_next, (size_t)g->C * g->H * g->W * sizeof(float), y_next,
+                        (size_t)((K - 1) * ldy + l1) * sizeof(float),
+                        (CRS + kcb - 1) / kcb * ((l1 - l0 + NR - 1) / NR) * (Kr / MR));
 
     for (jc = l0; jc < l1; jc += ncb) {
         const ptrdiff_t nc = l1 - jc < ncb ? l1 - jc : ncb;
         for (pc = 0; pc < CRS; pc += kcb) {
             const ptrdiff_t kc = CRS - pc < kcb ? CRS - pc : kcb;
             const float beta = pc == 0 ? 0.0f : 1.0f;
+            const int last = pc + kc == CRS;
             const float *ablk = wp + pc * Kr;
             pack_b_image(cfg, g, xp, Hp, Wp, pc, kc, jc, nc, taps, Bp);
             for (jr = 0; jr < nc; jr += NR) {
@@ -305,12 +324,15 @@ void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const flo
                 const float *bp = Bp + jr * kc;
                 for (ir = 0; ir < K; ir += MR) {
                     const int m = K - ir < MR ? K - ir : MR;
+                    cycnn_prefetch_step(&pf);
                     const float *ap = ablk + (ptrdiff_t)ir * kc;
                     float *c = y + (ptrdiff_t)ir * ldy + jc + jr;
                     if (m == MR && n == NR) {
                         cfg->ukernel((size_t)kc, ap, bp, NR, c, ldy, 1.0f, beta);
                     } else if (m == MR && 2 * n == NR && cfg->ukernel_half) {
                         cfg->ukernel_half((size_t)kc, ap, bp, NR, c, ldy, 1.0f, beta);
+                    } else if (n == NR && cfg->ukernel_rows) {   /* m < MR rows only */
+                        cfg->ukernel_rows(m, (size_t)kc, ap, bp, NR, c, ldy, 1.0f, beta);
                     } else {
                         const cycnn_sgemm_ukernel_fn uk =
                             2 * n <= NR && cfg->ukernel_half ? cfg->ukernel_half : cfg->ukernel;
@@ -324,11 +346,37 @@ void cycnn_sconv_igemm_act(const void *cfg_, const cycnn_conv_geom *g, const flo
                                 for (j = 0; j < n; j++) ci[j] += ti[j];
                         }
                     }
+                    if (last)   /* bias + activation while the tile is in L1 */
+                        epilogue(m, n, bias != NULL ? bias + ir : NULL, act, slope, c, ldy);
                 }
             }
         }
-        epilogue(K, nc, bias, act, slope, y + jc, ldy);
     }
+}
+
+void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                       const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                       int relu, float *y, ptrdiff_t ldy, void *ws)
+{
+    igemm((const cycnn_sgemm_config *)cfg, g, wp, xp, l0, l1, bias, relu ? 1 : 0, 0.0f, y, ldy,
+          ws, NULL, NULL);
+}
+
+void cycnn_sconv_igemm_next(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                            int relu, float *y, ptrdiff_t ldy, void *ws, const float *x_next,
+                            const float *y_next)
+{
+    igemm((const cycnn_sgemm_config *)cfg, g, wp, xp, l0, l1, bias, relu ? 1 : 0, 0.0f, y, ldy,
+          ws, x_next, y_next);
+}
+
+void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                           const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                           int act, float slope, float *y, ptrdiff_t ldy, void *ws)
+{
+    igemm((const cycnn_sgemm_config *)cfg, g, wp, xp, l0, l1, bias, act, slope, y, ldy, ws,
+          NULL, NULL);
 }
 
 /* ---- fused pooling of a conv output tile (the inference plan) ---- */

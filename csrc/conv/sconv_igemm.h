@@ -53,6 +53,17 @@ size_t cycnn_sconv_workspace_bytes(const void *cfg);
 void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                        const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                        int relu, float *y, ptrdiff_t ldy, void *ws);
+/* The same, prefetching the next image's operands while computing (prefetch.h): x_next its
+ * unpadded input (C x H x W, what cycnn_sconv_pad_image will read; or, pointwise, the image the
+ * next call computes on) and y_next its output (K rows ldy apart). Either may be NULL. The
+ * results do not depend on them. */
+void cycnn_sconv_igemm_next(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                            int relu, float *y, ptrdiff_t ldy, void *ws, const float *x_next,
+                            const float *y_next);
+/* 1 when g is a 1x1 convolution with stride 1 and nothing padded or cropped: the "padded image"
+ * is the image itself (pass x as xp, no copy), and B is packed straight from its rows. */
+int cycnn_sconv_pointwise(const cycnn_conv_geom *g);
 /* The same with the activation as a code: act 0 none, 1 ReLU (as relu above), 2 leaky ReLU
  * (v < 0 ? slope*v : v) -- the CYCNN_ACT_* codes of gemm/gemm.h. The inference plan calls it on
  * a band of output rows (g with pt - oh0*sh and Ho = the band's rows). */

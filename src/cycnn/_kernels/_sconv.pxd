@@ -17,6 +17,11 @@ cdef extern from "conv/sconv_igemm.h" nogil:
     void cycnn_sconv_igemm(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                            const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                            int relu, float *y, ptrdiff_t ldy, void *ws)
+    void cycnn_sconv_igemm_next(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                                const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
+                                int relu, float *y, ptrdiff_t ldy, void *ws,
+                                const float *x_next, const float *y_next)
+    int cycnn_sconv_pointwise(const cycnn_conv_geom *g)
     void cycnn_sconv_igemm_act(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                                const float *xp, ptrdiff_t l0, ptrdiff_t l1, const float *bias,
                                int act, float slope, float *y, ptrdiff_t ldy, void *ws)
@@ -37,6 +42,10 @@ cdef extern from "conv/sconv_dw.h" nogil:
     void cycnn_sconv_dw(const void *cfg, const cycnn_conv_geom *g, const float *xp,
                         const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc, ptrdiff_t ldacc,
                         float *db, void *ws)
+    void cycnn_sconv_dw_next(const void *cfg, const cycnn_conv_geom *g, const float *xp,
+                             const float *dy, ptrdiff_t t0, ptrdiff_t t1, float *acc,
+                             ptrdiff_t ldacc, float *db, void *ws, const float *x_next,
+                             ptrdiff_t x_next_floats, const float *dy_next)
 
 cdef extern from "conv/swino.h" nogil:
     int cycnn_swino_tile(const cycnn_conv_geom *g)

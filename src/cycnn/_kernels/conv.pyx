@@ -107,8 +107,9 @@ cdef extern from "conv/conv.h" nogil:
 from cycnn._kernels._sconv cimport (
     cycnn_conv_geom, cycnn_sconv_config, cycnn_sconv_packed_weights_floats,
     cycnn_sconv_pack_weights, cycnn_sconv_padded_floats, cycnn_sconv_pad_image,
-    cycnn_sconv_workspace_bytes, cycnn_sconv_igemm, cycnn_sconv_dw_workspace_bytes,
-    cycnn_sconv_dw, cycnn_sconv_direct_packed_floats, cycnn_sconv_direct_pack_weights,
+    cycnn_sconv_workspace_bytes, cycnn_sconv_igemm, cycnn_sconv_igemm_next,
+    cycnn_sconv_pointwise, cycnn_sconv_dw_workspace_bytes, cycnn_sconv_dw, cycnn_sconv_dw_next,
+    cycnn_sconv_direct_packed_floats, cycnn_sconv_direct_pack_weights,
     cycnn_sconv_direct_workspace_bytes, cycnn_sconv_direct, cycnn_swino_tile,
     cycnn_swino_packed_floats, cycnn_swino_pack_weights_panels, cycnn_swino_workspace_bytes,
     cycnn_swino, cycnn_swino_dw_acc_floats, cycnn_swino_dw_workspace_bytes, cycnn_swino_dw,
@@ -365,6 +366,28 @@ cdef bint _use_direct(cycnn_conv_geom g):
     return g.R * g.S > 1
 
 
+# The 1x1 path (benchmarks/k1x1_ab.py measures it against the previous one): a pointwise
+# image (1x1, stride 1, unpadded) read in place by the implicit GEMM instead of copied, and the
+# implicit GEMM and the weight gradient prefetching the next image's operands while they
+# compute (csrc/conv/prefetch.h).
+cdef bint _prefetch = True     # x and dy of the next image (forward, dx, dw)
+cdef bint _prefetch_y = False  # and its output (measured slower: 3.39 vs 3.30 ms, fwd 1x1)
+cdef bint _pointwise_in_place = True
+
+
+def set_pointwise_mode(int mode):
+    """Tests and benchmarks: 1 (the default) runs float32 1x1 convolutions on the current
+    path -- a pointwise image read in place by the implicit GEMM, the next image's operands
+    prefetched (forward, dx and weight gradient of every shape on those kernels); 0 the
+    previous one (a padded copy of every image, no prefetching). Returns the old mode."""
+    global _prefetch, _pointwise_in_place
+    if mode not in (0, 1):
+        raise ValueError(f"mode must be 0 or 1, got {mode!r}")
+    old = int(_pointwise_in_place)
+    _prefetch = _pointwise_in_place = mode == 1
+    return old
+
+
 def set_implicit_gemm(bint enabled):
     """Tests and benchmarks: False sends float32 through im2col + GEMM like float64 (the
     previous kernels), True (the default) through the implicit GEMM. Returns the old setting."""
@@ -404,7 +427,10 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
     # (the broadcast kernel reads nothing past the taps: an unpadded image is used in place;
     # Winograd and the few-channel kernel always read the unpadded image, copying it into their
     # workspace)
-    cdef bint in_place = wino or fewc or (direct and _unpadded(g))
+    # (the implicit GEMM packs a pointwise image's rows straight from it: 1x1, stride 1, unpadded)
+    cdef bint in_place = (wino or fewc or (direct and _unpadded(g))
+                          or (algo == ALGO_IGEMM and _pointwise_in_place
+                              and cycnn_sconv_pointwise(&g)))
     cdef size_t padded = 1 if in_place else cycnn_sconv_padded_floats(cfg, &g)
     cdef int npad = nt if N >= nt else 1
     cdef float[:, ::1] xp = _scratch("sconv-padded", (npad, padded), np.float32)
@@ -416,6 +442,8 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
     cdef int n, t, tid
     cdef ptrdiff_t chunk, l0, l1
     cdef const float *xn
+    cdef const float *x_next
+    cdef float *y_next
     if N == 0 or L == 0 or g.K == 0:
         return
     if N >= nt:
@@ -432,17 +460,23 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                     cycnn_sconv_fewc(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
                                      dst + n * dst_plane, L, ws.get(tid))
                     continue
-                if in_place:
+                if in_place and direct:
                     cycnn_sconv_direct(cfg, &g, wp, src + n * src_plane, 0, L, bias, relu,
                                        dst + n * dst_plane, L, ws.get(tid))
                     continue
-                cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[tid, 0])
                 if direct:
+                    cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[tid, 0])
                     cycnn_sconv_direct(cfg, &g, wp, &xp[tid, 0], 0, L, bias, relu,
                                        dst + n * dst_plane, L, ws.get(tid))
-                else:
-                    cycnn_sconv_igemm(cfg, &g, wp, &xp[tid, 0], 0, L, bias, relu,
-                                      dst + n * dst_plane, L, ws.get(tid))
+                    continue
+                # the implicit GEMM prefetches the next image's input and output meanwhile
+                x_next = src + (n + 1) * src_plane if n + 1 < N else NULL
+                y_next = dst + (n + 1) * dst_plane if n + 1 < N and _prefetch_y else NULL
+                if not in_place:
+                    cycnn_sconv_pad_image(cfg, &g, src + n * src_plane, &xp[tid, 0])
+                cycnn_sconv_igemm_next(cfg, &g, wp, src + n * src_plane if in_place else
+                                       &xp[tid, 0], 0, L, bias, relu, dst + n * dst_plane, L,
+                                       ws.get(tid), x_next if _prefetch else NULL, y_next)
         return
     assert not wino, "_algo gives Winograd only calls with N >= threads"
     chunk = ((L + nt - 1) // nt + 63) // 64 * 64
@@ -465,7 +499,7 @@ cdef _sconv_images(const void *cfg, cycnn_conv_geom g, const float *wp, const fl
                     cycnn_sconv_direct(cfg, &g, wp, xn, l0, l1, bias, relu,
                                        dst + n * dst_plane, L, ws.get(t))
                 elif l1 > l0:
-                    cycnn_sconv_igemm(cfg, &g, wp, &xp[0, 0], l0, l1, bias, relu,
+                    cycnn_sconv_igemm(cfg, &g, wp, xn, l0, l1, bias, relu,
                                       dst + n * dst_plane, L, ws.get(t))
 
 
@@ -736,6 +770,7 @@ cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int K = dw.shape[0], R = dw.shape[2], S = dw.shape[3]
     cdef int Ho = dy.shape[2], Wo = dy.shape[3]
     cdef ptrdiff_t CRS = <ptrdiff_t>C * R * S, L = <ptrdiff_t>Ho * Wo
+    cdef ptrdiff_t plane_x = <ptrdiff_t>C * H * W
     cdef int nt = max(1, n_threads)
     cdef bint split = N < nt
     cdef int nacc = 1 if split else nt
@@ -775,8 +810,12 @@ cdef _sconv_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, 
                     if not as_is:
                         cycnn_sconv_pad_image(cfg, &g, xn, &xp[tid, 0])
                         xn = &xp[tid, 0]
-                    cycnn_sconv_dw(cfg, &g, xn, &dy[n, 0, 0, 0], 0, CRS, &acc[tid, 0], K,
-                                   &dbt[tid, 0], ws.get(tid))
+                    # (the next image's x and dy are prefetched meanwhile)
+                    cycnn_sconv_dw_next(cfg, &g, xn, &dy[n, 0, 0, 0], 0, CRS, &acc[tid, 0], K,
+                                        &dbt[tid, 0], ws.get(tid),
+                                        &x[n + 1, 0, 0, 0] if _prefetch and n + 1 < N else NULL,
+                                        plane_x, &dy[n + 1, 0, 0, 0] if _prefetch and n + 1 < N
+                                        else NULL)
         else:
             with nogil, parallel(num_threads=nt):
                 for t in prange(nt, schedule='static'):
