@@ -140,14 +140,23 @@ def test_one_image_on_two_threads(path, parallel):
                                b.astype(np.float64)), "y split", rtol=1e-5)
 
 
-def test_relu_fused():
-    x, wt, b, _ = _case((2, 19, 5, 7, 14), seed=4)
-    y = np.empty((2, 14, 5, 7), np.float32)
-    conv.conv2d_forward(x, wt, b, True, y, 1, 1, 0, 0, 1, 1, 1, True)
-    want = np.maximum(reference.conv2d(x.astype(np.float64), wt.astype(np.float64),
-                                       b.astype(np.float64)), 0)
-    close(y, want, "relu(y)", rtol=1e-5)
-    assert (y >= 0).all() and (y == 0).any()
+@pytest.mark.parametrize("path", SUPPORTED)
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_bias_and_relu_fused_per_tile(path, has_bias):
+    """The epilogue of each register tile (AVX2 or portable): + bias, then ReLU, a NaN kept
+    (x[1, 3, 2, 5] = NaN poisons exactly pixel (2, 5) of image 1, every filter)."""
+    x, wt, b, _ = _case((2, 19, 5, 18, 14), seed=4)
+    x[1, 3, 2, 5] = np.nan
+    conv.simd_select(path)
+    y = np.empty((2, 14, 5, 18), np.float32)
+    conv.conv2d_forward(x, wt, b, has_bias, y, 1, 1, 0, 0, 1, 1, 1, True)
+    want = reference.conv2d(x.astype(np.float64), wt.astype(np.float64),
+                            b.astype(np.float64) if has_bias else None)
+    bad = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(y), bad)
+    assert bad.sum() == 14 and bad[1, :, 2, 5].all()
+    close(np.where(bad, 0, y), np.where(bad, 0, np.maximum(want, 0)), "relu(y)", rtol=1e-5)
+    assert (y[~bad] >= 0).all() and (y == 0).any()
 
 
 def test_read_only_and_non_contiguous_inputs():

@@ -152,6 +152,8 @@ size_t cycnn_sconv_workspace_bytes(const void *cfg_)
 void cycnn_sconv_pack_rows_avx2(int nr, ptrdiff_t kc, const ptrdiff_t *taps, const float *xp,
                                 int nseg, const int *seg_j, const int *seg_len,
                                 const ptrdiff_t *seg_off, float *dst);
+void cycnn_sconv_tile_epilogue_avx2(int m, int n, const float *bias, int act, float slope,
+                                    float *c, ptrdiff_t ldc);
 #endif
 
 /* Portable twin of cycnn_sconv_pack_rows_avx2 (sconv_pack_avx2.c), with a column stride sw:
@@ -293,6 +295,11 @@ static void igemm(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g, const
                                                   (size_t)NR) * sizeof(float)));
     ptrdiff_t *taps = (ptrdiff_t *)((char *)tile + align64((size_t)MR * NR * sizeof(float)));
     cycnn_prefetch_cursor pf;
+    const int pw = pointwise(g);
+#if CYCNN_GEMM_X86
+    /* the avx2 and avx512 paths: AVX2 is there */
+    const int avx2_tile = cfg->pack_b == cycnn_spack_b_avx2 && NR % 8 == 0;
+#endif
     ptrdiff_t Hp, Wp, jc, pc, jr, i, j;
     int ir;
 
@@ -318,10 +325,13 @@ static void igemm(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g, const
             const float beta = pc == 0 ? 0.0f : 1.0f;
             const int last = pc + kc == CRS;
             const float *ablk = wp + pc * Kr;
-            pack_b_image(cfg, g, xp, Hp, Wp, pc, kc, jc, nc, taps, Bp);
+            if (!pw)
+                pack_b_image(cfg, g, xp, Hp, Wp, pc, kc, jc, nc, taps, Bp);
             for (jr = 0; jr < nc; jr += NR) {
                 const int n = nc - jr < NR ? (int)(nc - jr) : NR;
-                const float *bp = Bp + jr * kc;
+                const float *bp = pw ? Bp : Bp + jr * kc;
+                if (pw)   /* one micro-panel at a time, used while in L1 */
+                    cfg->pack_b(NR, (int)kc, n, xp + pc * Hp * Wp + jc + jr, Hp * Wp, 1, Bp);
                 for (ir = 0; ir < K; ir += MR) {
                     const int m = K - ir < MR ? K - ir : MR;
                     cycnn_prefetch_step(&pf);
@@ -346,8 +356,17 @@ static void igemm(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g, const
                                 for (j = 0; j < n; j++) ci[j] += ti[j];
                         }
                     }
-                    if (last)   /* bias + activation while the tile is in L1 */
-                        epilogue(m, n, bias != NULL ? bias + ir : NULL, act, slope, c, ldy);
+                    if (!last || (bias == NULL && act == 0))
+                        continue;
+                    /* bias + activation while the tile is in L1 */
+#if CYCNN_GEMM_X86
+                    if (avx2_tile && n == NR) {
+                        cycnn_sconv_tile_epilogue_avx2(m, NR, bias != NULL ? bias + ir : NULL,
+                                                       act, slope, c, ldy);
+                        continue;
+                    }
+#endif
+                    epilogue(m, n, bias != NULL ? bias + ir : NULL, act, slope, c, ldy);
                 }
             }
         }

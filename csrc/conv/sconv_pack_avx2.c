@@ -58,6 +58,31 @@ void cycnn_sconv_pack_rows_avx2(int nr, ptrdiff_t kc, const ptrdiff_t *taps, con
     }
 }
 
+/* The epilogue of one m x n register tile (n a multiple of 8), rows ldc apart:
+ * c = act(c + bias[i]) -- the portable twin is epilogue() in sconv_igemm.c, the same
+ * operations in the same order (act 1: v < 0 ? 0 : v, NaN kept; 2: v < 0 ? slope*v : v).
+ * bias may be NULL. */
+void cycnn_sconv_tile_epilogue_avx2(int m, int n, const float *bias, int act, float slope,
+                                    float *c, ptrdiff_t ldc)
+{
+    const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(slope);
+    int i, j;
+    for (i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        const __m256 b = bias != NULL ? _mm256_broadcast_ss(bias + i) : zero;
+        for (j = 0; j < n; j += 8) {
+            __m256 v = _mm256_loadu_ps(ci + j);
+            if (bias != NULL)
+                v = _mm256_add_ps(v, b);
+            if (act == 1)          /* (0 > v) ? 0 : v: NaN stays NaN */
+                v = _mm256_max_ps(zero, v);
+            else if (act == 2)
+                v = _mm256_blendv_ps(v, _mm256_mul_ps(vs, v), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+            _mm256_storeu_ps(ci + j, v);
+        }
+    }
+}
+
 #else
 typedef int cycnn_sconv_pack_avx2_unused; /* ISO C: no empty translation units */
 #endif
