@@ -21,10 +21,14 @@ from _conv_cases import (NAN_CASE, SUPPORTED, assert_nan_stays_local, case, clos
 
 @pytest.fixture(autouse=True)
 def fewc_default():
-    """The default rule (set_fewc_mode(1)) before and after every test."""
+    """The default rule (set_fewc_mode(1)) before and after every test; the dx of few input
+    channels stays on the kernels it had before the dxfew kernel (set_dxfew_mode(0): the
+    channels-last path tested here; tests/test_conv_dxfew.py tests the dxfew kernel)."""
     conv.set_fewc_mode(1)
+    old = conv.set_dxfew_mode(0)
     yield
     conv.set_fewc_mode(1)
+    conv.set_dxfew_mode(old)
 
 
 # (N, C, H, W, K, R, S, stride, padding, dilation)

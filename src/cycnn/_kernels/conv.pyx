@@ -26,7 +26,10 @@
 # dx for stride 1 is the same kernels run on dy
 # with the filters flipped and transposed, w'[c, k, r, s] = w[k, c, R-1-r, S-1-s], and padding
 # dh*(R-1) - pt: every dx element is written once, no col2im and no zeroing. (With fewer than
-# _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there.) The float32 weight
+# _DX_CONV_MIN_C input channels dx keeps col2im, which is faster there; but 1-4 input channels
+# with width-preserving padding, e.g. lenet-c1's, run the dxfew kernel, csrc/conv/sconv_dxfew.c:
+# w^T . dy with the col2im scatter fused into its register tile's store, each image's dx right
+# after its weight gradient in _fewc_backward_weights' loop.) The float32 weight
 # gradient has no im2col matrix either (csrc/conv/sconv_dw.c): dW^T (CRS x K) += col . dy^T in
 # 6-tap x 16-filter register tiles, dy^T packed into 16-filter panels per block of pixels (db
 # summed while packing), the taps broadcast straight from the zero-padded image. float64 uses
@@ -126,6 +129,14 @@ cdef extern from "conv/sconv_fewc.h" nogil:
                              const float *dy, int k0, int k1, float *acc, float *db, void *ws)
     void cycnn_sconv_fewc_dw_finish(int K, ptrdiff_t CRS, const float *acc,
                                     ptrdiff_t acc_stride, int nacc, float *dw)
+
+cdef extern from "conv/sconv_dxfew.h" nogil:
+    int cycnn_sconv_dxfew_applies(const cycnn_conv_geom *g)
+    size_t cycnn_sconv_dxfew_packed_floats(int K, int C, int R, int S)
+    void cycnn_sconv_dxfew_pack_weights(int K, int C, int R, int S, const float *w, float *wp)
+    size_t cycnn_sconv_dxfew_workspace_bytes(const cycnn_conv_geom *g)
+    void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *wp,
+                           const float *dy, float *dx, void *ws)
 
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
@@ -311,15 +322,53 @@ cdef bint _use_fewc(cycnn_conv_geom g):
             and fewc_applies(g.C, g.K, g.sh, g.sw, g.dh, g.dw))
 
 
-cdef int _last_algo = -1       # (3: a float32 dx by col2im)
+# The few-channel dx kernel (csrc/conv/sconv_dxfew.c: w^T . dy with col2im fused into the
+# register tile's store) for the dx of stride-1 undilated layers with at most
+# DXFEW_MAX_CHANNELS input channels and width-preserving padding (Wo == W), e.g. a first layer's
+# dx; run inside the few-channel weight gradient's image loop when that one runs too.
+DXFEW_MAX_CHANNELS = 4
+cdef int _dxfew_mode = 1       # 0: never the dxfew kernel, 1: where dxfew_applies
+
+
+def dxfew_applies(int C, int K, int R, int S, int H, int W, int Ho, int Wo, int pl, int sh=1,
+                  int sw=1, int dh=1, int dw=1):
+    """True when the float32 dx of a convolution (C input channels, K filters of R x S, input
+    H x W, output Ho x Wo, left padding pl, strides sh, sw, dilations dh, dw) goes to the
+    few-channel dx kernel (csrc/conv/sconv_dxfew.c): C <= DXFEW_MAX_CHANNELS, stride 1, no
+    dilation, Wo == W with 0 <= pl <= S - 1. set_dxfew_mode is not consulted."""
+    cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, 0, pl, dh, dw, Ho, Wo)
+    return C <= DXFEW_MAX_CHANNELS and cycnn_sconv_dxfew_applies(&g) != 0
+
+
+def set_dxfew_mode(int mode):
+    """Tests and benchmarks: 0 sends no dx to the few-channel dx kernel (they keep the kernel
+    they had before it: col2im, or the few-channel kernel's channels-last path), 1 (the
+    default) those dxfew_applies accepts. Returns the old mode."""
+    global _dxfew_mode
+    if mode not in (0, 1):
+        raise ValueError(f"mode must be 0 or 1, got {mode!r}")
+    old = _dxfew_mode
+    _dxfew_mode = mode
+    return old
+
+
+cdef bint _use_dxfew(cycnn_conv_geom g):
+    """dxfew_applies, unless a test or benchmark forces another kernel (set_dxfew_mode(0),
+    set_implicit_gemm(False), set_direct_mode(0 or 2), set_winograd_mode(2), as for fewc)."""
+    return (_dxfew_mode != 0 and _implicit_gemm and _direct_mode == 1 and _winograd_mode != 2
+            and dxfew_applies(g.C, g.K, g.R, g.S, g.H, g.W, g.Ho, g.Wo, g.pl, g.sh, g.sw, g.dh,
+                              g.dw))
+
+
+cdef int _last_algo = -1       # (3: a float32 dx by col2im, 5: by the dxfew kernel)
 _ALGO_NAMES = {-1: None, ALGO_IGEMM: "igemm", ALGO_DIRECT: "direct", ALGO_WINOGRAD: "winograd",
-               3: "col2im", ALGO_FEWC: "fewc"}
+               3: "col2im", ALGO_FEWC: "fewc", 5: "dxfew"}
 
 
 def last_conv_kernel():
     """'igemm', 'direct', 'winograd' or 'fewc': the kernel of this module's latest float32 forward or
-    dx convolution, 'col2im' when that was a dx by col2im (None before the first). For
-    tests."""
+    dx convolution, 'col2im' when that was a dx by col2im, 'dxfew' by the few-channel dx kernel
+    (None before the first). For tests."""
     return _ALGO_NAMES[_last_algo]
 
 
@@ -708,13 +757,51 @@ cdef bint _dw_fewc(cycnn_conv_geom g):
     return _last_dw_fewc
 
 
+cdef class _DxFew:
+    """The few-channel dx kernel's operands for one call: the packed filters and one
+    workspace per thread (per-thread scratch)."""
+    cdef object buf
+    cdef float *wp
+    cdef _Workspaces ws
+
+    def __cinit__(self, const float[:, :, :, ::1] w, int nt, int H, int W, int Ho, int Wo,
+                  int pt, int pl):
+        cdef int K = w.shape[0], C = w.shape[1], R = w.shape[2], S = w.shape[3]
+        cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, 1, 1, pt, pl, 1, 1, Ho, Wo)
+        self.buf = _scratch("dxfew-w", (cycnn_sconv_dxfew_packed_floats(K, C, R, S) + 16,),
+                            np.float32)
+        cdef float[::1] view = self.buf
+        self.wp = <float *>((<uintptr_t>&view[0] + 63) // 64 * 64)
+        cycnn_sconv_dxfew_pack_weights(K, C, R, S, &w[0, 0, 0, 0], self.wp)
+        self.ws = _Workspaces(nt, cycnn_sconv_dxfew_workspace_bytes(&g), "dxfew-ws")
+
+
+cdef _dxfew_images(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w,
+                   float[:, :, :, ::1] dx, cycnn_conv_geom g, int nt):
+    """dx by the few-channel dx kernel alone (csrc/conv/sconv_dxfew.c), one image per thread
+    (at most one thread per image)."""
+    cdef int N = dx.shape[0], n, tid
+    cdef int nth = max(1, min(nt, N))
+    cdef _DxFew d = _DxFew(w, nth, g.H, g.W, g.Ho, g.Wo, g.pt, g.pl)
+    cdef const void *cfg = cycnn_sconv_config()
+    with nogil, parallel(num_threads=nth):
+        tid = threadid()
+        if tid == 0:
+            cycnn_note_team(REGION_BACKWARD)
+        for n in prange(N, schedule='static'):
+            cycnn_sconv_dxfew(cfg, &g, d.wp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0], d.ws.get(tid))
+
+
 cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
-                            float[:, :, :, ::1] dw, float[::1] db, cycnn_conv_geom g, int nt):
+                            float[:, :, :, ::1] dw, float[::1] db, cycnn_conv_geom g, int nt,
+                            float[:, :, :, ::1] dx=None, const float[:, :, :, ::1] w=None):
     """dw and db by the few-channel kernel (csrc/conv/sconv_fewc.c). N >= threads: one image
     per thread at a time into the thread's own vector partial sums (K x CRS x 8), reduced in
     thread order at the end. N < threads: every thread runs every image for its own range of
     filters (an even number) of one shared partial sum, so the result does not depend on the
-    thread count there."""
+    thread count there. With dx (OUT) and w (IN): also dx by the few-channel dx kernel
+    (csrc/conv/sconv_dxfew.c), each image's right after its weight gradient on the same thread
+    (dy[n] is then in that core's cache; N < threads: thread n runs image n's)."""
     cdef int N = x.shape[0], K = g.K
     cdef ptrdiff_t CRS = <ptrdiff_t>g.C * g.R * g.S
     cdef bint split = N < nt
@@ -732,6 +819,9 @@ cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, :
     cdef int chunk = ((K + nt - 1) // nt + 1) // 2 * 2
     cdef int n, k, t, tid, k0, k1
     cdef float s
+    cdef bint with_dx = dx is not None
+    cdef _DxFew d = _DxFew(w, nt, g.H, g.W, g.Ho, g.Wo, g.pt, g.pl) if with_dx else None
+    cdef float *dwp = d.wp if with_dx else NULL
     if not split:
         with nogil, parallel(num_threads=nt):
             tid = threadid()
@@ -740,6 +830,9 @@ cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, :
             for n in prange(N, schedule='static'):
                 cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], 0, K,
                                     acc + tid * stride, &dbt[tid, 0], ws.get(tid))
+                if with_dx:
+                    cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0],
+                                      d.ws.get(tid))
     else:
         with nogil, parallel(num_threads=nt):
             for t in prange(nt, schedule='static'):
@@ -750,6 +843,9 @@ cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, :
                 for n in range(N):
                     cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], k0, k1, acc,
                                         &dbt[0, 0], ws.get(t))
+                    if with_dx and n == t:
+                        cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0],
+                                          d.ws.get(t))
     with nogil:
         cycnn_sconv_fewc_dw_finish(K, CRS, acc, stride, nacc, &dw[0, 0, 0, 0])
         for k in range(K):
@@ -989,14 +1085,29 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     # little use: measured 7x slower than col2im for C = 1)
     # (few input channels, e.g. a first layer's: the few-channel kernel's channels-last
     # path, on dy's K channels, where it measured faster than col2im)
+    # (few input channels and width-preserving padding: the few-channel dx kernel, fused into
+    # the few-channel weight gradient's image loop when that one runs)
+    cdef cycnn_conv_geom g = _geom(C, H, W, K, R, S, sh, sw, pt, pl, dh, dw_, Ho, Wo)
+    cdef bint dx_few = floating is float and compute_dx and _use_dxfew(g)
     cdef bint dx_conv = (floating is float and _implicit_gemm and sh == 1 and sw == 1
+                         and not dx_few
                          and (C >= _DX_CONV_MIN_C or _fewc_dx(K, C, R, S, dh, dw_)))
-    cdef bint dx_col2im = compute_dx and not dx_conv
+    cdef bint dx_col2im = compute_dx and not dx_conv and not dx_few
     # float32 dw and db without the im2col matrix (csrc/conv/sconv_dw.c)
     cdef bint dw_direct = floating is float and _implicit_gemm and need_dw
     global _last_algo
     if floating is float and dx_col2im:
         _last_algo = 3
+    if dx_few:
+        _last_algo = 5
+        if floating is float:
+            if N > 0 and need_dw and K > 0 and L > 0 and _dw_fewc(g):
+                _fewc_backward_weights(dy, x, dw, db, g, nt, dx, w)
+                return
+            if N > 0:
+                _dxfew_images(dy, w, dx, g, nt)
+            if not need_dw:
+                return
     if compute_dx and dx_conv and N > 0:
         if floating is float:
             _sconv_backward_data(dy, w, dx, pt, pl, dh, dw_, n_threads)
