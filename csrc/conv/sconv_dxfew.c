@@ -25,8 +25,8 @@
  *     one more tile over a zero-padded copy of dy's last columns; their lanes are masked too.
  *   - when dy's rows would share few L1 sets (a plane a multiple of 256 floats, e.g. 32 x 32:
  *     rows 4 KiB apart, all K rows of a tile in one 8-way set), each tile's K x 8*NV floats of
- *     dy are copied contiguous first (RGB 3x3 on 32x32, 64 filters: 1.4x); lenet-c1's 784-float rows
- *     spread over all sets and are read in place.
+ *     dy are copied contiguous first (RGB 3x3 on 32x32, 64 filters: 1.4x); lenet-c1's rows of
+ *     784 floats spread over all sets and are read in place.
  *   Loop nest per image: pixel tiles | channels c | column taps s | tap groups | k. A tile's dy
  *   (K x 8*NV floats) stays in L1 across its C*S*groups register tiles.
  *   The AVX2 kernel runs when the selected GEMM path is avx2 or avx512 (as sconv_fewc.c); the
