@@ -167,17 +167,6 @@ typedef void (*tiles_fn)(int, int, int, int, int, int, const float *, ptrdiff_t,
                          ptrdiff_t, const int *, const float *, ptrdiff_t, int, float *,
                          ptrdiff_t, float *);
 
-static int use_avx2(const void *cfg_)
-{
-#if CYCNN_GEMM_X86
-    const cycnn_sgemm_config *cfg = (const cycnn_sgemm_config *)cfg_;
-    return cfg->pack_b == cycnn_spack_b_avx2;   /* the avx2 and avx512 paths: AVX2 is there */
-#else
-    (void)cfg_;
-    return 0;
-#endif
-}
-
 void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *wp,
                        const float *dy, float *dx, void *ws)
 {
@@ -195,8 +184,10 @@ void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *w
     int c;
 
 #if CYCNN_GEMM_X86
-    if (use_avx2(cfg))
+    if (((const cycnn_sgemm_config *)cfg)->pack_b == cycnn_spack_b_avx2)   /* avx2, avx512 */
         tiles = cycnn_sconv_dxfew_tiles_avx2;
+#else
+    (void)cfg;
 #endif
     if (!aliased(p.L, K, p.nv))
         pk = NULL;
