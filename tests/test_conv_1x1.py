@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cycnn
-from cycnn import _threads, ops, reference
+from cycnn import ops, reference
 from cycnn._kernels import conv
 
 from _conv_cases import SUPPORTED, close, restore_switches  # noqa: F401 (fixture)
@@ -33,14 +33,6 @@ IDS = ["x".join(map(str, s)) for s in SHAPES]
 def restore_mode():
     yield
     conv.set_pointwise_mode(1)
-
-
-@pytest.fixture
-def parallel():
-    if not cycnn.build_info()["openmp"]:
-        pytest.skip("built without OpenMP")
-    with _threads.force_parallel():
-        yield
 
 
 def _case(shape, seed=0):
@@ -104,29 +96,30 @@ def test_same_bits_as_the_padded_copy_path(path, shape):
 
 
 @pytest.mark.parametrize("shape", [(5, 20, 7, 9, 13), (2, 128, 4, 4, 64)], ids=["5img", "2img"])
-def test_two_threads(shape, parallel):
-    """2 threads, one image per thread: y and dx the same bits as on 1 thread, dw and db the
-    same bits every run (partial sums added in thread order), all close to the oracle."""
+def test_one_and_two_threads(shape, threads):
+    """1 and 2 threads (conftest's `threads`), one image per thread: close to the oracle, dw and
+    db the same bits every run (partial sums added in thread order), y and dx the same bits as
+    on 1 thread."""
     x, wt, b, dy = _case(shape, seed=2)
-    cycnn.set_num_threads(2)
-    y2 = ops.conv2d(x, wt, b)
-    assert conv.last_parallel_region() == ("conv2d_forward", 2)
-    two = (y2,) + tuple(ops.conv2d_backward(dy, x, wt))
-    assert conv.last_parallel_region() == ("conv2d_backward", 2)
-    again = _run(x, wt, b, dy)
+    y = ops.conv2d(x, wt, b)
+    assert conv.last_parallel_region() == ("conv2d_forward", threads)
+    got = (y,) + tuple(ops.conv2d_backward(dy, x, wt))
+    assert conv.last_parallel_region() == ("conv2d_backward", threads)
+    _check(got, _want(x, wt, b, dy), f"{threads} threads")
+    for name, a, e in zip(("y", "dx", "dw", "db"), got, _run(x, wt, b, dy)):
+        np.testing.assert_array_equal(a, e, err_msg=f"{name}: {threads} threads, run twice")
     cycnn.set_num_threads(1)
-    one = _run(x, wt, b, dy)
-    _check(two, _want(x, wt, b, dy), "2 threads")
-    for name, a, e in zip(("y", "dx"), two, one):
-        np.testing.assert_array_equal(a, e, err_msg=f"{name}: 2 threads vs 1")
-    for name, a, e in zip(("y", "dx", "dw", "db"), two, again):
-        np.testing.assert_array_equal(a, e, err_msg=f"{name}: 2 threads, run twice")
+    for name, a, e in zip(("y", "dx"), got, _run(x, wt, b, dy)):
+        np.testing.assert_array_equal(a, e, err_msg=f"{name}: {threads} threads vs 1")
 
 
 @pytest.mark.parametrize("path", SUPPORTED)
-def test_one_image_on_two_threads(path, parallel):
-    """Fewer images than threads: the forward pass splits the image's pixels between the
-    threads (both reading it in place), the same bits as 1 thread."""
+def test_one_image_on_two_threads(path):
+    """Fewer images than threads (the kernel called directly on 2 threads): the forward pass
+    splits the image's pixels between the threads (both reading it in place), the same bits as
+    1 thread."""
+    if not cycnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP")
     x, wt, b, dy = _case((1, 24, 9, 15, 11), seed=3)
     conv.simd_select(path)
     n, c, h, w = x.shape

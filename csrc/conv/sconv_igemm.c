@@ -13,18 +13,30 @@
  *     "segments" (runs inside one output row, computed once per panel); a segment is a copy of
  *     its length per tap (taps' offsets computed once per depth block), with 8-float AVX2
  *     loads/stores for stride 1 when the GEMM path has AVX2 (sconv_pack_avx2.c), a portable
- *     loop (strided for other strides) otherwise.
+ *     loop (strided for other strides) otherwise;
+ *   - a pointwise convolution (1x1, stride 1, nothing padded or cropped: cycnn_sconv_pointwise)
+ *     needs no padded copy: x itself is B (C x L, rows L apart) and the caller passes it as xp;
+ *     its micro-panels are packed one at a time (the GEMM path's pack_b, a contiguous copy of
+ *     nr floats per channel) right before the mr-panels of weights run over them, so each is
+ *     written and read in L1. Reading B in place instead is no option here: its rows are L
+ *     floats apart (1 KiB for 16x16 images), so a kc-deep panel maps onto a few L1 sets.
  *   Loop nest (BLIS order): jc over pixel blocks of nc | pc over depth blocks of kc: pack the
- *   kc x nc B block (L2) | jr over nr-wide panels (L1) | ir over the mr-tall weight panels ->
- *   micro-kernel (beta 0 on the first depth block, 1 after). Edge tiles (rows past K, columns
- *   past l1) go through a workspace tile, as in gemm_driver.h. After the last depth block the
- *   K x nc block of y, still in L2, gets the epilogue: + bias[k], then ReLU / leaky ReLU when
- *   asked (cycnn_sconv_igemm_act).
+ *   kc x nc B block (L2; pointwise: per panel, below) | jr over nr-wide panels (L1) | ir over
+ *   the mr-tall weight panels -> micro-kernel (beta 0 on the first depth block, 1 after); rows
+ *   past K take the row-edge kernel when the path has one (6x16: 64 filters = 10 tiles + 4
+ *   rows), other edge tiles (columns past l1) go through a workspace tile, as in gemm_driver.h.
+ *   After the last depth block each register tile, still in L1, gets the epilogue: + bias[k],
+ *   then ReLU / leaky ReLU when asked (cycnn_sconv_igemm_act); full AVX2 tiles in AVX2
+ *   (sconv_pack_avx2.c: the portable loop cost 7-10% of the 1x1 benchmark's forward pass).
+ *   cycnn_sconv_igemm_next also prefetches the next image's input (and optionally output)
+ *   while it computes, an equal share before every micro-kernel call (prefetch.h): one core,
+ *   64x128x16x16 -> 64 filters, 3.30 ms instead of 3.75 when every image comes from memory.
  * Parallelism: none inside; callers run images (or pixel ranges of one image) on threads, each
  *   with its own workspace and padded image. Deterministic: the summation order depends only
- *   on the geometry and the GEMM path.
+ *   on the geometry and the GEMM path (not on the pixel range, the prefetches or whether a
+ *   pointwise image was copied first).
  * Memory: workspace = Bp (kc x nc + nr slack) + tile (mr x nr) + kc tap offsets; padded image
- *   C*Hp*Wp + nr floats (Hp = (Ho-1)*sh + (R-1)*dh + 1, Wp alike).
+ *   C*Hp*Wp + nr floats (Hp = (Ho-1)*sh + (R-1)*dh + 1, Wp alike), none for a pointwise one.
  *
  * Also here, for the inference plan: cycnn_sconv_pool_tile (a non-overlapping pool of a conv
  * output block, AVX2 2x2 in sconv_pool_avx2.c).

@@ -1,6 +1,8 @@
 /* sconv_pack_avx2.c -- AVX2 copy of one implicit-GEMM B micro-panel from a padded image
  * (stride-1 convolutions; the portable twin is pack_rows_portable() in sconv_igemm.c, and
- * tests compare the two through the "generic" and "avx2" GEMM paths).
+ * tests compare the two through the "generic" and "avx2" GEMM paths); and the epilogue of one
+ * register tile (+ bias, activation: cycnn_sconv_tile_epilogue_avx2, at the end; portable twin
+ * epilogue() in sconv_igemm.c, the same operations in the same order).
  *
  * What it computes: for each segment q (a run of seg_len[q] pixels of the panel that lie in one
  * output row) and each depth row p < kc:

@@ -17,7 +17,9 @@
 # broadcast kernel (csrc/conv/sconv_direct.c:
 # 6 pixels x 16 filters register tiles, the pixels' values broadcast straight from the padded
 # image, nothing packed per image) for every filter but 1x1, where the implicit GEMM
-# (csrc/conv/sconv_igemm.c: the GEMM's B panels packed from the padded image) measured faster.
+# (csrc/conv/sconv_igemm.c: the GEMM's B panels packed from the padded image) measured faster;
+# a pointwise image (1x1, stride 1, unpadded) is not copied at all: its rows are B's rows, packed
+# straight from x (set_pointwise_mode).
 # Ahead of those, stride-1 undilated convolutions with at most 4 input channels or 4 filters
 # (first layers; fewc_applies) run the few-channel kernel (csrc/conv/sconv_fewc.c), vectorised
 # along the flattened output plane over shifted copies of the image (few filters over many
@@ -32,8 +34,11 @@
 # after its weight gradient in _fewc_backward_weights' loop.) The float32 weight
 # gradient has no im2col matrix either (csrc/conv/sconv_dw.c): dW^T (CRS x K) += col . dy^T in
 # 6-tap x 16-filter register tiles, dy^T packed into 16-filter panels per block of pixels (db
-# summed while packing), the taps broadcast straight from the zero-padded image. float64 uses
-# im2col + the packed GEMM (csrc/gemm) throughout.
+# summed while packing), the taps broadcast straight from the zero-padded image. The implicit
+# GEMM and the weight gradient are told the next image of the thread's loop (n + 1) and
+# prefetch its input (and dy) while they compute (csrc/conv/prefetch.h), so images streamed
+# from memory run near their cache-hot speed. float64 uses im2col + the packed GEMM (csrc/gemm)
+# throughout.
 #
 # Parallel: prange over images (schedule='static') on the n_threads threads cycnn._threads chose
 # (at most N in backward). (The forward pass with fewer images than threads shares each image
@@ -223,7 +228,7 @@ cdef int _direct_mode = 1      # 0: never the broadcast kernel, 1: where it meas
 cdef int _winograd_mode = 1    # 0: never Winograd, 1: where winograd_applies, 2: every 3x3/5x5 s1
 
 cdef enum:                     # the kernel of a float32 forward / stride-1 dx convolution
-    ALGO_IGEMM = 0             # csrc/conv/sconv_igemm.c (padded copy per image)
+    ALGO_IGEMM = 0             # csrc/conv/sconv_igemm.c (padded copy per image, none pointwise)
     ALGO_DIRECT = 1            # csrc/conv/sconv_direct.c (padded copy, or the image in place)
     ALGO_WINOGRAD = 2          # csrc/conv/swino.c (the unpadded image, gathered channels-last)
     ALGO_FEWC = 4              # csrc/conv/sconv_fewc.c (the unpadded image, shifted copies)
