@@ -35,7 +35,7 @@
  * Parallelism: none inside; callers give threads whole images.
  * Memory: workspace = C padded planes (round8(pl + L8 + (R - 1)*W + S + 8) floats each, L8 = L
  *   rounded up to the tile) + p's columns (L8 ints) + the last tile's dy and the contiguous
- *   tile (K x 8*NV floats each): 8 KiB for lenet-c1.
+ *   tile (K x 8*NV floats each): 11 KiB for lenet-c1.
  */
 #include <string.h>
 
