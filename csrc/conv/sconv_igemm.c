@@ -215,11 +215,6 @@ static void pack_b_image(const cycnn_sgemm_config *cfg, const cycnn_conv_geom *g
     const int use_avx2 = cfg->pack_b == cycnn_spack_b_avx2 && nr % 8 == 0;
 #endif
 
-    if (pointwise(g)) {   /* the rows of x are the rows of B: pack them as a GEMM's B */
-        cfg->pack_b(nr, (int)kc, (int)nc, xp + pc * plane + jc, plane, 1, Bp);
-        return;
-    }
-
     /* offset of tap (c, r, s) of depth row pc + p in the padded image */
     c = (int)(pc / ((ptrdiff_t)g->R * g->S));
     r = (int)(pc / g->S % g->R);
