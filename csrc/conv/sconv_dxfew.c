@@ -31,7 +31,8 @@
  *   (K x 8*NV floats) stays in L1 across its C*S*groups register tiles.
  *   The AVX2 kernel runs when the selected GEMM path is avx2 or avx512 (as sconv_fewc.c); the
  *   portable one below, the same sums in plain C, otherwise. The caller (conv.pyx) runs each
- *   image's dx right after its weight gradient (sconv_fewc_dw), while dy[n] is in L2.
+ *   image's dx right after its weight gradient (sconv_fewc_dw), while dy[n] is in L2; else
+ *   (cold) the AVX2 loop prefetches dy two tiles ahead.
  * Parallelism: none inside; callers give threads whole images.
  * Memory: workspace = C padded planes (round8(pl + L8 + (R - 1)*W + S + 8) floats each, L8 = L
  *   rounded up to the tile) + p's columns (L8 ints) + the last tile's dy and the contiguous
@@ -128,12 +129,13 @@ size_t cycnn_sconv_dxfew_workspace_bytes(const cycnn_conv_geom *g)
 void cycnn_sconv_dxfew_tiles_generic(int K, int C, int R, int S, int tg, int nv,
                                      const float *dy, ptrdiff_t ldy, ptrdiff_t p0, ptrdiff_t p1,
                                      const int *col, const float *wp, ptrdiff_t W, int pl,
-                                     float *buf, ptrdiff_t cs, float *pk)
+                                     float *buf, ptrdiff_t cs, float *pk, int cold)
 {
     const int n = 8 * nv;
     float z[MAX_TAPS][32];
     ptrdiff_t p;
     int c, s, r0, r, k, j;
+    (void)cold;
     for (p = p0; p < p1; p += n) {
         const float *dyt = pk != NULL ? pk : dy + (p - p0);
         const ptrdiff_t ld = pk != NULL ? n : ldy;
@@ -165,10 +167,10 @@ void cycnn_sconv_dxfew_tiles_generic(int K, int C, int R, int S, int tg, int nv,
 
 typedef void (*tiles_fn)(int, int, int, int, int, int, const float *, ptrdiff_t, ptrdiff_t,
                          ptrdiff_t, const int *, const float *, ptrdiff_t, int, float *,
-                         ptrdiff_t, float *);
+                         ptrdiff_t, float *, int);
 
 void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                       const float *dy, float *dx, void *ws)
+                       const float *dy, int cold, float *dx, void *ws)
 {
     const dxfew_plan p = make_plan(g);
     const int C = g->C, K = g->K;
@@ -198,14 +200,15 @@ void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *w
     for (i = p.L; i < p.L8; i++)
         col[i] = -(1 << 30);
     if (Lf > 0)
-        tiles(K, C, g->R, g->S, p.tg, p.nv, dy, p.L, 0, Lf, col, wp, W, g->pl, buf, p.cs, pk);
+        tiles(K, C, g->R, g->S, p.tg, p.nv, dy, p.L, 0, Lf, col, wp, W, g->pl, buf, p.cs, pk,
+              cold);
     if (Lf < p.L) {                               /* the last tile over zero-padded columns */
         for (k = 0; k < K; k++) {
             memcpy(tail + k * p.pt_, dy + k * p.L + Lf, (size_t)(p.L - Lf) * sizeof(float));
             memset(tail + k * p.pt_ + (p.L - Lf), 0, (size_t)(p.L8 - p.L) * sizeof(float));
         }
         tiles(K, C, g->R, g->S, p.tg, p.nv, tail, p.pt_, Lf, p.L8, col, wp, W, g->pl, buf,
-              p.cs, pk);
+              p.cs, pk, 0);
     }
     /* dx rows ih <- plane rows ih + pt inside [0, rows); 0 elsewhere */
     ih0 = -(ptrdiff_t)g->pt < 0 ? 0 : -(ptrdiff_t)g->pt;

@@ -13,6 +13,8 @@
  *   2. per image, cycnn_sconv_dxfew(): dx (OUT, C x H x W contiguous, every element written)
  *        dx[c, ih, iw] = sum_{k, r, s} w[k, c, r, s] * dy[k, ih + pt - r, iw + pl - s]
  *      over the taps whose dy pixel lies inside Ho x Wo; dy (IN) K x Ho x Wo contiguous.
+ *      cold: nonzero when dy is not in cache (not just read by the weight gradient): a hint
+ *      (prefetch ahead), the results do not depend on it.
  * Workspace: cycnn_sconv_dxfew_workspace_bytes(g) bytes per thread, 64-byte aligned.
  * Nothing allocates; index arithmetic is 64-bit. Deterministic: the order of every sum depends
  * only on the geometry and the path (generic or AVX2), not on the caller's threads.
@@ -33,7 +35,7 @@ size_t cycnn_sconv_dxfew_packed_floats(int K, int C, int R, int S);
 void cycnn_sconv_dxfew_pack_weights(int K, int C, int R, int S, const float *w, float *wp);
 size_t cycnn_sconv_dxfew_workspace_bytes(const cycnn_conv_geom *g);
 void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                       const float *dy, float *dx, void *ws);
+                       const float *dy, int cold, float *dx, void *ws);
 
 /* ---- internal: the tile loop the driver calls (portable in sconv_dxfew.c, AVX2 in
  * sconv_dxfew_avx2.c). Tiles of nv*8 pixels p (flattened output plane, p = oh*W + ow) from p0
@@ -47,11 +49,11 @@ void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *w
 void cycnn_sconv_dxfew_tiles_generic(int K, int C, int R, int S, int tg, int nv,
                                      const float *dy, ptrdiff_t ldy, ptrdiff_t p0, ptrdiff_t p1,
                                      const int *col, const float *wp, ptrdiff_t W, int pl,
-                                     float *buf, ptrdiff_t cs, float *pk);
+                                     float *buf, ptrdiff_t cs, float *pk, int cold);
 void cycnn_sconv_dxfew_tiles_avx2(int K, int C, int R, int S, int tg, int nv,
                                   const float *dy, ptrdiff_t ldy, ptrdiff_t p0, ptrdiff_t p1,
                                   const int *col, const float *wp, ptrdiff_t W, int pl,
-                                  float *buf, ptrdiff_t cs, float *pk);
+                                  float *buf, ptrdiff_t cs, float *pk, int cold);
 
 #ifdef __cplusplus
 }

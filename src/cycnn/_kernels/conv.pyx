@@ -141,7 +141,7 @@ cdef extern from "conv/sconv_dxfew.h" nogil:
     void cycnn_sconv_dxfew_pack_weights(int K, int C, int R, int S, const float *w, float *wp)
     size_t cycnn_sconv_dxfew_workspace_bytes(const cycnn_conv_geom *g)
     void cycnn_sconv_dxfew(const void *cfg, const cycnn_conv_geom *g, const float *wp,
-                           const float *dy, float *dx, void *ws)
+                           const float *dy, int cold, float *dx, void *ws)
 
 cdef extern from "gemm/sgemm_bcast.h" nogil:
     size_t cycnn_sgemm_bcast_packed_floats(int K, int N)
@@ -794,7 +794,8 @@ cdef _dxfew_images(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w,
         if tid == 0:
             cycnn_note_team(REGION_BACKWARD)
         for n in prange(N, schedule='static'):
-            cycnn_sconv_dxfew(cfg, &g, d.wp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0], d.ws.get(tid))
+            cycnn_sconv_dxfew(cfg, &g, d.wp, &dy[n, 0, 0, 0], 1, &dx[n, 0, 0, 0],
+                              d.ws.get(tid))
 
 
 cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
@@ -836,7 +837,7 @@ cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, :
                 cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], 0, K,
                                     acc + tid * stride, &dbt[tid, 0], ws.get(tid))
                 if with_dx:
-                    cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0],
+                    cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], 0, &dx[n, 0, 0, 0],
                                       d.ws.get(tid))
     else:
         with nogil, parallel(num_threads=nt):
@@ -849,7 +850,7 @@ cdef _fewc_backward_weights(const float[:, :, :, ::1] dy, const float[:, :, :, :
                     cycnn_sconv_fewc_dw(cfg, &g, &x[n, 0, 0, 0], &dy[n, 0, 0, 0], k0, k1, acc,
                                         &dbt[0, 0], ws.get(t))
                     if with_dx and n == t:
-                        cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], &dx[n, 0, 0, 0],
+                        cycnn_sconv_dxfew(cfg, &g, dwp, &dy[n, 0, 0, 0], 0, &dx[n, 0, 0, 0],
                                           d.ws.get(t))
     with nogil:
         cycnn_sconv_fewc_dw_finish(K, CRS, acc, stride, nacc, &dw[0, 0, 0, 0])
