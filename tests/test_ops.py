@@ -730,3 +730,38 @@ def test_huge_ints_are_value_errors(call):
 def test_pooling_an_empty_image_is_rejected():
     with pytest.raises(ValueError, match="at least 1x1 pixels, got height x width 0x0"):
         ops.max_pool2d(np.zeros((1, 1, 0, 0)), 2, padding=1)
+
+
+def test_conv_geometry_cache_still_checks_types_and_raises_every_time():
+    """conv_padding answers plain-int calls from a cache: an equal float or NumPy scalar
+    must still be checked as itself, and a bad geometry must raise on every call."""
+    x = np.ones((1, 1, 6, 6), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    y = ops.conv2d(x, w, stride=2, padding=1)            # cached: stride 2, padding 1
+    for _ in range(2):
+        with pytest.raises(TypeError, match="stride"):
+            ops.conv2d(x, w, stride=2.0, padding=1)
+        with pytest.raises(TypeError, match="padding"):
+            ops.conv2d(x, w, stride=2, padding=1.0)
+        with pytest.raises(ValueError, match="kernel"):
+            ops.conv2d(x, np.ones((1, 1, 9, 9), np.float32), padding=0)
+    np.testing.assert_array_equal(ops.conv2d(x, w, stride=np.int64(2), padding=(1, 1)), y)
+    np.testing.assert_allclose(y, ref.conv2d(x, w, stride=2, padding=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a[:, :, ::-1],                    # negative strides
+    lambda a: np.asfortranarray(a),
+    lambda a: a.astype(">f4"),                  # non-native byte order
+    lambda a: np.frombuffer(b"\0" + a.tobytes(), np.float32, offset=1).reshape(a.shape),
+    lambda a: a.astype(np.float64),             # mixed with float32 w: float64 result
+])
+def test_conv2d_inputs_that_need_a_copy_or_cast_still_get_one(make):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    xv = make(x)
+    y = ops.conv2d(xv, w, padding=1)
+    expected = ref.conv2d(np.asarray(xv, np.float64), w.astype(np.float64), padding=1)
+    assert y.dtype == (np.float64 if xv.dtype == np.float64 else np.float32)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

@@ -3,6 +3,7 @@
 Pure Python and NumPy: the reference imports it too, so it never touches compiled code.
 Every error names the argument and echoes what was received.
 """
+import functools
 import numbers
 import operator
 import os
@@ -196,11 +197,27 @@ def _output_hw(in_hw, kernel_hw, stride_hw, dilation_hw, pads, what):
     return tuple(out)
 
 
+def _plain(value):
+    """An int, a str or a pair of ints, of exactly those types (cacheable: no float, bool or
+    NumPy scalar that compares equal to an int and must still be checked as itself)."""
+    t = type(value)
+    return t is int or t is str or (t is tuple and len(value) == 2
+                                    and type(value[0]) is int and type(value[1]) is int)
+
+
 def conv_padding(padding, in_hw, kernel_hw, stride, dilation):
     """Normalise convolution geometry.
 
     Returns (stride_hw, dilation_hw, pads, out_hw) with pads = ((top, bottom), (left, right)).
+    Calls with plain ints / strings / int pairs (a training loop's every call) are answered from
+    a small cache; errors are raised afresh every time.
     """
+    if _plain(padding) and _plain(stride) and _plain(dilation):
+        return _conv_padding_cached(padding, tuple(in_hw), tuple(kernel_hw), stride, dilation)
+    return _conv_padding(padding, in_hw, kernel_hw, stride, dilation)
+
+
+def _conv_padding(padding, in_hw, kernel_hw, stride, dilation):
     if min(kernel_hw) < 1:
         raise ValueError(f"w must have a kernel (R, S) of at least 1x1, got {tuple(kernel_hw)}")
     stride_hw = positive_pair(stride, "stride")
@@ -208,6 +225,9 @@ def conv_padding(padding, in_hw, kernel_hw, stride, dilation):
     pads = _padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw, "padding")
     out_hw = _output_hw(in_hw, kernel_hw, stride_hw, dilation_hw, pads, "kernel")
     return stride_hw, dilation_hw, pads, out_hw
+
+
+_conv_padding_cached = functools.lru_cache(maxsize=256)(_conv_padding)
 
 
 def pool_padding(kernel_size, stride, padding, in_hw):
@@ -245,12 +265,40 @@ def strided_float_array(arr, dtype):
     return arr
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _ready_dtype(named):
+    """The dtype when every non-None value of (value, name) pairs already is an aligned,
+    C-contiguous ndarray (not a subclass) of one native float32 or float64 dtype: nothing to
+    convert or copy (the common case, checked first). Else None."""
+    dtype = None
+    for value, _ in named:
+        if value is None:
+            continue
+        if type(value) is not np.ndarray:
+            return None
+        if dtype is None:
+            dtype = value.dtype
+            if dtype not in _FLOAT_DTYPES:
+                return None
+        elif value.dtype != dtype:
+            return None
+        flags = value.flags
+        if not (flags.c_contiguous and flags.aligned):
+            return None
+    return dtype
+
+
 def float_arrays(*named):
     """Common float dtype and C-contiguous arrays of it for (value, name) pairs.
 
     ``None`` values pass through as ``None``. Copies only what is not already C-contiguous
     in the common dtype (read-only arrays are not copied: kernels read them through const views).
     """
+    dtype = _ready_dtype(named)
+    if dtype is not None:
+        return dtype, [value for value, _ in named]
     arrays = [None if value is None else _to_array(value, name) for value, name in named]
     dtype = result_dtype(*arrays)
     for a, (_, name) in zip(arrays, named):
