@@ -1,8 +1,8 @@
 """A/B of the float32 1x1 convolution path against the one before it, alternating A B A B in
 one process, beside a NumPy sgemm measured in the same run (the machine's peak).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 \\
-        python benchmarks/k1x1_ab.py [--threads 1] [--reps 15] [--rounds 5] [--shapes 1x1,...]
+    PYTHONPATH=src OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/k1x1_ab.py [--threads 1]
+        [--reps 15] [--rounds 5] [--shapes 1x1,1x1-wide,1x1-odd]
 
 A = conv.set_pointwise_mode(0): every image copied into a padded buffer before the implicit GEMM
 packs it, no prefetching. B = the current path (mode 1): a pointwise image (1x1, stride 1,
@@ -12,11 +12,15 @@ run the rest of the current kernels, e.g. the bias fused per register tile.) Eac
 forward with bias, dx alone, dw+db alone -- is timed through the kernel entry points of
 cycnn._kernels.conv; GFLOP/s count 2*N*K*Ho*Wo*C per part, "fwd+bwd" is the three parts' FLOPs
 over the sum of their median times, "% peak" a share of the median GFLOP/s of a 1024^3 NumPy
-float32 matmul (OpenBLAS, its own thread count from OPENBLAS_NUM_THREADS) timed between the
+float32 matmul (OpenBLAS on --threads threads, in a process of its own) timed between the
 rounds. Medians over rounds of the per-round medians. Run pinned (taskset) at 1 thread: the
-machine is shared.
+machine is shared (at 2 threads, another process on either core stalls the team at every
+barrier).
 """
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -58,13 +62,28 @@ def _median_time(f, reps):
     return float(np.median(ts))
 
 
-def _sgemm_gflops(reps=5, size=1024):
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    c = np.empty_like(a)
+_SGEMM = """
+import time, numpy as np
+rng = np.random.default_rng(1)
+a, b = (rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(2))
+c = np.empty_like(a)
+np.matmul(a, b, out=c)
+ts = []
+for _ in range(5):
+    t0 = time.perf_counter()
     np.matmul(a, b, out=c)
-    return 2 * size ** 3 / _median_time(lambda: np.matmul(a, b, out=c), reps) / 1e9
+    ts.append(time.perf_counter() - t0)
+print(2 * 1024 ** 3 / float(np.median(ts)) / 1e9)
+"""
+
+
+def _sgemm_gflops(threads):
+    """GFLOP/s of a 1024^3 NumPy float32 matmul on `threads` OpenBLAS threads, in a process of
+    its own (OpenBLAS's threads spin after a call: in this process they would slow cycnn's)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", _SGEMM], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.split()[-1])
 
 
 def main(argv=None):
@@ -85,7 +104,7 @@ def main(argv=None):
                 conv.set_pointwise_mode(m)
                 f()
         for _ in range(args.rounds):
-            peaks.append(_sgemm_gflops())
+            peaks.append(_sgemm_gflops(args.threads))
             for m in (0, 1):
                 conv.set_pointwise_mode(m)
                 for p, f in parts.items():
@@ -96,7 +115,7 @@ def main(argv=None):
     peak = float(np.median(peaks))
     print(f"# 1x1 A/B, {args.threads} thread(s), simd {conv.simd_name()}, {args.rounds} rounds x "
           f"{args.reps} reps, medians; A = set_pointwise_mode(0) (padded copy, no prefetch), "
-          f"B = current; sgemm peak {peak:.1f} GFLOP/s (NumPy 1024^3, same run)")
+          f"B = current; sgemm peak {peak:.1f} GFLOP/s (NumPy 1024^3, own process, same run)")
     print(f"{'shape':9s} {'part':7s} {'A ms':>8s} {'A GF/s':>7s} {'A %pk':>6s} {'B ms':>8s} "
           f"{'B GF/s':>7s} {'B %pk':>6s} {'B/A speed':>9s}")
     for name, flops, t in rows:
