@@ -8,7 +8,10 @@
  *   fewer than 8 pixels. F and NV are compile-time constants in each of the 25 instances.
  * dw: F (<= 2) filters x T (<= 5) taps of vector accumulators (+ F for db) over the pixels; the
  *   last, partial vector is loaded masked (dy AND the copies: a masked-off pixel contributes
- *   an exact 0 even where the copies hold an infinity).
+ *   an exact 0 even where the copies hold an infinity). When dy sits 16 bytes past a 32-byte
+ *   boundary (rows a multiple of 8 floats apart) the vectors start 4 pixels early, so that
+ *   dy's loads are aligned, and the lane halves are swapped back at the end: the same sums bit
+ *   for bit (lenet-c1 dw + db ~2-4% faster than with split loads).
  * cl_tile: channels-last, 8 pixels x 8 channel lanes; S (1..7) weight vectors in registers, the
  *   8 + S - 1 pixel vectors of a row loaded once each; lanes summed by an 8x8 transpose.
  * build / cl_build: the shifted copies (masked loads of the image rows) and the channels-last
@@ -17,6 +20,7 @@
  * the operands.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sconv_fewc.h"
 
@@ -189,18 +193,41 @@ ALWAYS_INLINE float hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-ALWAYS_INLINE void dwtile(const int F, const int T, const int sums, ptrdiff_t nv, int nlast,
-                          const float *xc, const ptrdiff_t *toff, const float *dy,
+/* H 0: the vectors start at pixel 0. H 4 (dy 16 bytes past a 32-byte boundary, rows a multiple
+ * of 8 floats apart): they start at pixel -4, so that dy's loads are aligned (a load split
+ * over two cache lines costs ~10% here); a lane then holds the pixels the other half's lane
+ * holds at H 0, in the same order (the first vector's lanes 0..3 masked off add exact zeros),
+ * and swapping the accumulators' halves at the end gives the H 0 sums bit for bit. */
+ALWAYS_INLINE void dwtile(const int F, const int T, const int sums, const int H, ptrdiff_t nv,
+                          int nlast, const float *xc, const ptrdiff_t *toff, const float *dy,
                           ptrdiff_t ldy, float *acc, ptrdiff_t ldacc, float *db)
 {
     const __m256 zero = _mm256_setzero_ps();
-    const __m256i tail = lane_mask(nlast);
+    __m256i tail;
     __m256 s0 = zero, s1 = zero;
-    ptrdiff_t v;
+    ptrdiff_t v, v0 = 0, nfull;
     FT(DW_DECL)
-    const ptrdiff_t nfull = nlast == 8 ? nv : nv - 1;
+    if (H) {
+        const ptrdiff_t n = (nv - 1) * 8 + nlast + H;   /* pixels -H .. */
+        const __m256i head = _mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1);
+        xc -= H;
+        dy -= H;
+        nv = (n + 7) / 8;
+        nlast = (int)(n - (nv - 1) * 8);
+        tail = lane_mask(nlast);
+        tail = nv == 1 ? _mm256_and_si256(tail, head) : head;
+        v = 0;
+#define LOADX(p) _mm256_maskload_ps(p, tail)
+        DW_STEP
+#undef LOADX
+        v0 = 1;
+        if (nv == 1)
+            goto out;
+    }
+    tail = lane_mask(nlast);
+    nfull = nlast == 8 ? nv : nv - 1;
 #define LOADX(p) _mm256_loadu_ps(p)
-    for (v = 0; v < nfull; v++)
+    for (v = v0; v < nfull; v++)
         DW_STEP
 #undef LOADX
 #define LOADX(p) _mm256_maskload_ps(p, tail)
@@ -209,6 +236,14 @@ ALWAYS_INLINE void dwtile(const int F, const int T, const int sums, ptrdiff_t nv
         DW_STEP
     }
 #undef LOADX
+out:
+    if (H) {
+#define DW_SWAP(f, t) if (F > f && T > t) a##f##_##t = _mm256_permute2f128_ps(a##f##_##t, a##f##_##t, 1);
+        FT(DW_SWAP)
+#undef DW_SWAP
+        s0 = _mm256_permute2f128_ps(s0, s0, 1);
+        s1 = _mm256_permute2f128_ps(s1, s1, 1);
+    }
     FT(DW_OUT)
     if (sums) {
         db[0] += hsum(s0);
@@ -225,7 +260,10 @@ typedef void (*dw_fn)(ptrdiff_t, int, const float *, const ptrdiff_t *, const fl
                                    const ptrdiff_t *toff, const float *dy, ptrdiff_t ldy,       \
                                    float *acc, ptrdiff_t ldacc, float *db)                      \
     {                                                                                           \
-        dwtile(F, T, S, nv, nlast, xc, toff, dy, ldy, acc, ldacc, db);                          \
+        if (((uintptr_t)dy & 31) == 16 && (ldy & 7) == 0)                                       \
+            dwtile(F, T, S, 4, nv, nlast, xc, toff, dy, ldy, acc, ldacc, db);                   \
+        else                                                                                    \
+            dwtile(F, T, S, 0, nv, nlast, xc, toff, dy, ldy, acc, ldacc, db);                   \
     }
 #define DW_INSTANCES(F, S) DW_INSTANCE(F, 1, S) DW_INSTANCE(F, 2, S) DW_INSTANCE(F, 3, S) \
     DW_INSTANCE(F, 4, S) DW_INSTANCE(F, 5, S)
