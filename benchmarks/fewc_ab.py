@@ -3,13 +3,14 @@ same float32 calls ran before it (conv.set_fewc_mode(0): the broadcast kernel fo
 dx, the direct weight gradient), on first-layer shapes, alternating A B A B in one process.
 
     PYTHONPATH=src taskset -c 1 python benchmarks/fewc_ab.py [--threads 1] [--reps 15] [--rounds 5]
-        [--shapes lenet-c1,rgb-3x3,rgb-5x5] [--clock wall|cpu]
+        [--shapes lenet-c1,rgb-3x3,rgb-5x5] [--clock wall|cpu] [--dy-offset F]
 
 Each part (forward with bias+ReLU, dx alone, dw+db alone) is timed separately through the
 kernel entry points of cycnn._kernels.conv on the given thread count (run it pinned, e.g.
 taskset -c 1 with --threads 1); GFLOP/s count 2*N*K*Ho*Wo*C*R*S per part; "fwd+bwd" is the
 three parts' FLOPs over the sum of their median times. Medians over rounds of the per-round
-medians.
+medians. --dy-offset F puts dy F floats past a 64-byte boundary (NumPy aligns to 16 bytes: F 0
+or 4 by chance; the AVX2 weight gradient starts its vectors early when dy is 16 bytes off 32).
 """
 import argparse
 import time
@@ -28,7 +29,16 @@ SHAPES = {   # N, C, H, W, K, R, padding
 }
 
 
-def _parts(shape, nt):
+def _at_offset(a, floats):
+    """A copy of a whose data starts `floats` floats past a 64-byte boundary."""
+    raw = np.empty(a.size + 32, a.dtype)
+    start = (-raw.ctypes.data % 64) // a.itemsize + floats
+    out = raw[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def _parts(shape, nt, dy_offset=None):
     n, c, h, w_, k, r, p = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w_), dtype=np.float32)
@@ -36,6 +46,8 @@ def _parts(shape, nt):
     b = rng.standard_normal(k, dtype=np.float32)
     y = ops.conv2d(x, w, b, padding=p)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
+    if dy_offset is not None:
+        dy = _at_offset(dy, dy_offset)
     dx = np.empty_like(x)
     dw = np.empty_like(w)
     db = np.empty_like(b)
@@ -63,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--shapes", default="lenet-c1,rgb-3x3,rgb-5x5")
+    ap.add_argument("--dy-offset", type=int, default=None, choices=range(16),
+                    help="dy this many floats past a 64-byte boundary (default: as allocated)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: the process's CPU time (1 thread on a shared machine: time spent "
                          "waiting for the core is left out)")
@@ -75,7 +89,7 @@ def main(argv=None):
     print(f"{'shape':10s} {'part':8s} {'A ms':>8s} {'A GF/s':>7s} {'B ms':>8s} {'B GF/s':>7s} "
           f"{'B/A speed':>9s}  kernel B")
     for name in args.shapes.split(","):
-        flops, parts = _parts(SHAPES[name], args.threads)
+        flops, parts = _parts(SHAPES[name], args.threads, args.dy_offset)
         res = {m: {p: [] for p in parts} for m in (0, 1)}
         kern = {}
         for f in parts.values():       # warm up both
