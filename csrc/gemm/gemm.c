@@ -14,9 +14,11 @@
  * Memory: the caller's workspace only (cycnn_gemm_workspace_size() bytes, 64-byte aligned,
  * sized for the largest path so it is valid whatever path is selected). Never allocates.
  */
-#define _POSIX_C_SOURCE 200112L
+#define _GNU_SOURCE             /* sysconf(_SC_LEVEL1_DCACHE_SIZE ...) of glibc */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "gemm_internal.h"
@@ -74,6 +76,128 @@ static const gemm_path paths[] = {
 #endif
 };
 #define NPATHS ((int)(sizeof(paths) / sizeof(paths[0])))
+
+/* ---- run-time blocking of cycnn_sgemm / cycnn_dgemm ----
+ * The table's {mc, kc, nc} are the constants tuned on Zen 4; the pre-packed entry points and
+ * the convolution drivers (which read a path's config through cycnn_sgemm_path_config) keep
+ * them. The plain GEMM calls run on a copy of each path whose blocking is derived once from
+ * the cache sizes of the CPU it runs on (after the analytical model of BLIS, Low et al. 2016):
+ *   kc: the kc x NR B micro-panel, reused by every A micro-panel of the block, fills 3/4 of
+ *       L1d (6 of 8 ways; the A micro-panel streams from L2 through the rest), a multiple
+ *       of 8 in [128, 512];
+ *   mc: the mc x kc packed A block fills 3/8 of L2 (the rest holds the B micro-panels in
+ *       flight, C tiles and the next block's lines), a multiple of MR in [MR, 512];
+ *   nc: the kc x nc packed B block is read from L3, once per mc rows of A: a multiple of
+ *       NR with kc x nc <= min(L3 / 8, 4 MiB) (the L3 is shared with other cores and, on
+ *       cloud machines, guests; sysconf may report the whole socket), in [nc_table, 4096].
+ * When the cache sizes are unknown (sysconf returns 0 or -1, or a non-Linux libc), the
+ * table's constants stay. CYCNN_GEMM_BLOCKING="mc,kc,nc" (benchmarks; read once at init)
+ * replaces the rule for the float GEMM of the path in use, each value clamped to the bounds
+ * above ("table" keeps the constants). B read in place (gemm_driver.h) keeps its depth cap
+ * DIRECT_B_KC: measured here (Zen 3, dense dx 64x1000x3136) 64 and 48 were 0.83x / 0.74x of
+ * 128, 256 and 384 within noise of it.
+ * Memory: cycnn_gemm_workspace_size() covers the table's and the derived blocking. */
+
+#define BLK_KC_MIN 128
+#define BLK_KC_MAX 512
+#define BLK_MC_MAX 512
+#define BLK_NC_MAX 4096
+#define BLK_B_BYTES_MAX ((size_t)4 << 20)
+
+static gemm_path tuned[NPATHS];           /* paths[] with derived blocking */
+static int tuned_state = 0;               /* 0: not yet, 1: being derived, 2: ready */
+
+static long cache_bytes(int name)
+{
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    long v = sysconf(name);
+    return v > 0 ? v : 0;
+#else
+    (void)name;
+    return 0;
+#endif
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Blocking of one tile shape (mr x nr, es-byte elements) for caches l1/l2/l3 (bytes). */
+static void derive_blocking(int mr, int nr, size_t es, long l1, long l2, long l3, int nc_table,
+                            int *mc, int *kc, int *nc)
+{
+    size_t b_bytes;
+    *kc = clampi((int)((size_t)l1 * 3 / 4 / ((size_t)nr * es)) / 8 * 8, BLK_KC_MIN, BLK_KC_MAX);
+    *mc = clampi((int)((size_t)l2 * 3 / 8 / ((size_t)*kc * es)) / mr * mr, mr,
+                 BLK_MC_MAX / mr * mr);
+    b_bytes = l3 > 0 && (size_t)l3 / 8 < BLK_B_BYTES_MAX ? (size_t)l3 / 8 : BLK_B_BYTES_MAX;
+    *nc = clampi((int)(b_bytes / ((size_t)*kc * es)) / nr * nr, nc_table, BLK_NC_MAX / nr * nr);
+}
+
+/* "mc,kc,nc" -> clamped blocking of tile mr x nr; 0 when s does not parse. */
+static int parse_blocking(const char *s, int mr, int nr, int *mc, int *kc, int *nc)
+{
+    int a, b, c;
+    char tail;
+    if (sscanf(s, "%d,%d,%d%c", &a, &b, &c, &tail) != 3)
+        return 0;
+    *kc = clampi(b, 8, BLK_KC_MAX);
+    *mc = clampi(a / mr * mr, mr, BLK_MC_MAX / mr * mr);
+    *nc = clampi(c / nr * nr, nr, BLK_NC_MAX / nr * nr);
+    return 1;
+}
+
+static const gemm_path *best_path(void);
+static const gemm_path *find_path(const char *name);
+
+static const gemm_path *find_path_supported(const char *name)
+{
+    const gemm_path *p = strcmp(name, "auto") == 0 ? NULL : find_path(name);
+    return p != NULL && p->supported() ? p : NULL;
+}
+
+static void derive_tuned(void)
+{
+    const long l1 = cache_bytes(_SC_LEVEL1_DCACHE_SIZE), l2 = cache_bytes(_SC_LEVEL2_CACHE_SIZE);
+    const long l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE);
+    const char *env = getenv("CYCNN_GEMM_BLOCKING");
+    const char *simd = getenv("CYCNN_SIMD");
+    const gemm_path *in_use = simd != NULL && simd[0] != '\0' ? find_path_supported(simd) : NULL;
+    int i;
+    if (in_use == NULL)
+        in_use = best_path();
+    for (i = 0; i < NPATHS; i++) {
+        gemm_path *t = &tuned[i];
+        *t = paths[i];
+        if (env != NULL && &paths[i] == in_use && strcmp(env, "table") != 0 &&
+            parse_blocking(env, t->s.mr, t->s.nr, &t->s.mc, &t->s.kc, &t->s.nc))
+            continue;                        /* the override (float only) */
+        if (env != NULL && strcmp(env, "table") == 0)
+            continue;
+        if (l1 > 0 && l2 > 0) {
+            derive_blocking(t->s.mr, t->s.nr, sizeof(float), l1, l2, l3, paths[i].s.nc,
+                            &t->s.mc, &t->s.kc, &t->s.nc);
+            derive_blocking(t->d.mr, t->d.nr, sizeof(double), l1, l2, l3, paths[i].d.nc,
+                            &t->d.mc, &t->d.kc, &t->d.nc);
+        }
+    }
+}
+
+/* The derived copy of path p (derived once, by whichever thread comes first). */
+static const gemm_path *tuned_of(const gemm_path *p)
+{
+    int state = __atomic_load_n(&tuned_state, __ATOMIC_ACQUIRE);
+    if (state != 2) {
+        int expected = 0;
+        if (__atomic_compare_exchange_n(&tuned_state, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            derive_tuned();
+            __atomic_store_n(&tuned_state, 2, __ATOMIC_RELEASE);
+        } else {
+            while (__atomic_load_n(&tuned_state, __ATOMIC_ACQUIRE) != 2)
+                ;                            /* another thread is deriving (microseconds) */
+        }
+    }
+    return &tuned[p - paths];
+}
 
 /* NULL until cycnn_gemm_init()/select(); a GEMM issued before that uses the best path.
  * Accessed only through __atomic builtins (see the note at the top). */
@@ -160,8 +284,6 @@ static void s_epilogue(const cycnn_epilogue *ep, float *c, ptrdiff_t ldc, int m,
 
 /* ---- public API ---- */
 
-static const gemm_path *best_path(void);
-
 static const gemm_path *active_path(void)
 {
     const gemm_path *p = __atomic_load_n(&current, __ATOMIC_ACQUIRE);
@@ -189,9 +311,10 @@ size_t cycnn_gemm_workspace_size(void)
 {
     size_t best = 0;
     int i;
-    for (i = 0; i < NPATHS; i++) {
-        const cycnn_sgemm_config *s = &paths[i].s;
-        const cycnn_dgemm_config *d = &paths[i].d;
+    for (i = 0; i < 2 * NPATHS; i++) {     /* the table's and the derived blocking */
+        const gemm_path *p = i < NPATHS ? &paths[i] : tuned_of(&paths[i - NPATHS]);
+        const cycnn_sgemm_config *s = &p->s;
+        const cycnn_dgemm_config *d = &p->d;
         size_t bs = config_bytes(s->mr, s->nr, s->mc, s->kc, s->nc, sizeof(float));
         size_t bd = config_bytes(d->mr, d->nr, d->mc, d->kc, d->nc, sizeof(double));
         if (bs > best) best = bs;
@@ -205,7 +328,7 @@ void cycnn_sgemm(int M, int N, int K, float alpha,
                  const float *B, ptrdiff_t rsb, ptrdiff_t csb,
                  float beta, float *C, ptrdiff_t ldc, void *ws)
 {
-    sgemm_driver(&active_path()->s, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
+    sgemm_driver(&tuned_of(active_path())->s, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
                  NULL, NULL, NULL);
 }
 
@@ -214,7 +337,7 @@ void cycnn_dgemm(int M, int N, int K, double alpha,
                  const double *B, ptrdiff_t rsb, ptrdiff_t csb,
                  double beta, double *C, ptrdiff_t ldc, void *ws)
 {
-    dgemm_driver(&active_path()->d, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
+    dgemm_driver(&tuned_of(active_path())->d, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, ws,
                  NULL, NULL, NULL);
 }
 
