@@ -197,3 +197,96 @@ def test_conv2d_through_every_path(rng, path, dtype):
                                  (45, 153, 3 * 13 * 6, 3 * 13 * 6)):
         assert got.dtype == dtype
         assert_close(got, exp, *tol(dtype, k), f"{name} via {path}")
+
+
+# ---------------------------------------------------------------- run-time blocking
+# cycnn_sgemm / cycnn_dgemm block K by kc and N by nc (the rule of csrc/gemm/gemm.c, from the
+# cache sizes). Depths and widths on either side of a block boundary exercise the beta = 1
+# accumulation over depth blocks and the last, narrower column block.
+
+def _rule_blocking(nr, itemsize):
+    """Python twin of derive_blocking() in csrc/gemm/gemm.c for this machine: (kc, nc), or the
+    table's (256, 512) when the cache sizes are unknown. Only picks the sizes tested below.
+    The sizes come from getconf (glibc's sysconf, as the C code reads them)."""
+    import subprocess
+
+    def cache(name):
+        try:
+            out = subprocess.run(["getconf", name], capture_output=True, text=True, timeout=10)
+            return int(out.stdout.strip() or 0)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return 0
+    l1, l2, l3 = (cache(f"LEVEL{i}_{'D' if i == 1 else ''}CACHE_SIZE") for i in (1, 2, 3))
+    if l1 <= 0 or l2 <= 0:
+        return 256, 512
+    kc = min(max(l1 * 3 // 4 // (nr * itemsize) // 8 * 8, 128), 512)
+    b_bytes = min(l3 // 8, 2 * l2) if l3 > 0 else 2 * l2
+    nc = min(max(b_bytes // (kc * itemsize) // nr * nr, 512), 4096 // nr * nr)
+    return kc, nc
+
+
+def _check_blocks(rng, path, M, N, K, threads, context):
+    a = operand(rng, (M, K), np.float32, "C")
+    b = operand(rng, (K, N), np.float32, "C")
+    c = rng.standard_normal((M, N)).astype(np.float32)
+    expected = a.astype(np.float64) @ b.astype(np.float64) + 0.5 * c
+    conv.simd_select(path)
+    got = c.copy()
+    conv.gemm(a, b, got, 1.0, 0.5, threads)
+    assert_close(got, expected, *tol(np.float32, K), f"{context} {path} M={M} N={N} K={K}")
+    again = c.copy()
+    conv.gemm(a, b, again, 1.0, 0.5, threads)
+    assert np.array_equal(got, again), "not deterministic at a fixed thread count"
+    return got
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_depth_and_width_straddle_rule_blocks(rng, path, threads):
+    """K = kc - 1, kc, kc + 1, 2 kc + 1 and N = nc - 1, nc + 1 of the derived blocking
+    (kc and nc of the avx2 tile on this machine's caches), against float64 and the generic path."""
+    kc, nc = _rule_blocking(16, 4)
+    for K in (kc - 1, kc, kc + 1, 2 * kc + 1):
+        _check_blocks(rng, path, 13, 70, K, threads, "depth")
+    for N in (nc - 1, nc + 1):
+        got = _check_blocks(np.random.default_rng(N), path, 7, N, kc + 1, threads, "width")
+        if path != "generic":
+            generic = _check_blocks(np.random.default_rng(N), "generic", 7, N, kc + 1, threads,
+                                    "width")
+            assert_close(got, generic.astype(np.float64), *tol(np.float32, kc + 1),
+                         f"{path} vs generic N={N}")
+
+
+_BLOCKING_SCRIPT = """
+import numpy as np
+from cycnn._kernels import conv
+rng = np.random.default_rng(3)
+worst = 0.0
+for M, N, K in ((13, 33, 17), (25, 97, 40), (12, 32, 16), (61, 200, 100), (300, 70, 7)):
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    for threads in (1, 2):
+        for bt in (b, np.asfortranarray(b)):      # packed B, and B read in place
+            c = np.full((M, N), np.nan, np.float32)
+            conv.gemm(a, bt, c, 1.0, 0.0, threads)
+            worst = max(worst, float(np.abs(c - want).max() / np.sqrt(K)))
+print(conv.simd_name(), worst)
+"""
+
+
+@pytest.mark.parametrize("blocking", ["12,16,32", "7,9,20", "table", "no-such-blocking"])
+def test_gemm_blocking_override_in_a_fresh_process(blocking):
+    """CYCNN_GEMM_BLOCKING (read once, at import) with tiny blocks, so that small products cross
+    many mc / kc / nc boundaries (values not multiples of the tile are rounded to them); the
+    table's constants; an unparsable value falls back to the rule. Results within the float32
+    tolerance, 1 and 2 threads."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, CYCNN_GEMM_BLOCKING=blocking)
+    out = subprocess.run([sys.executable, "-c", _BLOCKING_SCRIPT], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    name, worst = out.stdout.split()
+    assert name in ALL_PATHS
+    assert float(worst) <= 1e-5, f"CYCNN_GEMM_BLOCKING={blocking}: error {worst} x sqrt(K)"

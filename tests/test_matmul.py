@@ -11,7 +11,8 @@ TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-12)}
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 7), (64, 3136, 1000), (33, 65, 129),
-                                   (1000, 64, 300), (7, 1, 513), (2, 0, 3)])
+                                   (1000, 64, 300), (7, 1, 513), (2, 0, 3),
+                                   (64, 1000, 3136), (1000, 64, 3136), (263, 385, 2721)])
 @pytest.mark.parametrize("layout", ["c", "a_t", "b_t", "both_t", "strided"])
 def test_matmul_matches_reference(dtype, m, k, n, layout, threads):
     rng = np.random.default_rng(m * 1000 + k + n)

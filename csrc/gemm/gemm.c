@@ -88,8 +88,11 @@ static const gemm_path paths[] = {
  *   mc: the mc x kc packed A block fills 3/8 of L2 (the rest holds the B micro-panels in
  *       flight, C tiles and the next block's lines), a multiple of MR in [MR, 512];
  *   nc: the kc x nc packed B block is read from L3, once per mc rows of A: a multiple of
- *       NR with kc x nc <= min(L3 / 8, 4 MiB) (the L3 is shared with other cores and, on
- *       cloud machines, guests; sysconf may report the whole socket), in [nc_table, 4096].
+ *       NR with kc x nc <= min(2 L2, L3 / 8) (a core's share of an L3 shared with other cores
+ *       and, on cloud machines, guests; sysconf may report the whole socket's), in
+ *       [nc_table, 4096]. Measured on Zen 3 (kc 384, mc 126; benchmarks/gemm_ab.py): nc 672,
+ *       1024 and 2720 within noise of each other on 1024^3, 2048x2048x256 and the Dense
+ *       shapes, so the smallest, which keeps the workspace near 1 MiB, is the rule.
  * When the cache sizes are unknown (sysconf returns 0 or -1, or a non-Linux libc), the
  * table's constants stay. CYCNN_GEMM_BLOCKING="mc,kc,nc" (benchmarks; read once at init)
  * replaces the rule for the float GEMM of the path in use, each value clamped to the bounds
@@ -102,7 +105,6 @@ static const gemm_path paths[] = {
 #define BLK_KC_MAX 512
 #define BLK_MC_MAX 512
 #define BLK_NC_MAX 4096
-#define BLK_B_BYTES_MAX ((size_t)4 << 20)
 
 static gemm_path tuned[NPATHS];           /* paths[] with derived blocking */
 static int tuned_state = 0;               /* 0: not yet, 1: being derived, 2: ready */
@@ -128,7 +130,9 @@ static void derive_blocking(int mr, int nr, size_t es, long l1, long l2, long l3
     *kc = clampi((int)((size_t)l1 * 3 / 4 / ((size_t)nr * es)) / 8 * 8, BLK_KC_MIN, BLK_KC_MAX);
     *mc = clampi((int)((size_t)l2 * 3 / 8 / ((size_t)*kc * es)) / mr * mr, mr,
                  BLK_MC_MAX / mr * mr);
-    b_bytes = l3 > 0 && (size_t)l3 / 8 < BLK_B_BYTES_MAX ? (size_t)l3 / 8 : BLK_B_BYTES_MAX;
+    b_bytes = 2 * (size_t)l2;
+    if (l3 > 0 && (size_t)l3 / 8 < b_bytes)
+        b_bytes = (size_t)l3 / 8;
     *nc = clampi((int)(b_bytes / ((size_t)*kc * es)) / nr * nr, nc_table, BLK_NC_MAX / nr * nr);
 }
 
