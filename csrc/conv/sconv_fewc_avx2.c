@@ -238,7 +238,9 @@ ALWAYS_INLINE void dwtile(const int F, const int T, const int sums, const int H,
 #undef LOADX
 out:
     if (H) {
-#define DW_SWAP(f, t) if (F > f && T > t) a##f##_##t = _mm256_permute2f128_ps(a##f##_##t, a##f##_##t, 1);
+#define DW_SWAP(f, t)                                                                           \
+    if (F > f && T > t)                                                                         \
+        a##f##_##t = _mm256_permute2f128_ps(a##f##_##t, a##f##_##t, 1);
         FT(DW_SWAP)
 #undef DW_SWAP
         s0 = _mm256_permute2f128_ps(s0, s0, 1);
