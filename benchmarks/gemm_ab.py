@@ -1,5 +1,5 @@
 """A/B of cycnn's float32 GEMM blocking, beside NumPy's OpenBLAS, each contender in a process of
-its own, alternating A B numpy A B numpy ... over rounds.
+its own, alternating A B numpy, B numpy A, numpy A B, ... (the order rotated every round).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/gemm_ab.py [--threads 1]
         [--reps 7] [--rounds 5] [--variants table/rule/MC,KC,NC] [--shapes sq1024,dense-dx,...]
@@ -97,8 +97,8 @@ def main():
 
     variants = args.variants.split("/") + ([] if args.no_numpy else ["numpy"])
     times = {v: {s: [] for s in shapes} for v in variants}
-    for _ in range(args.rounds):
-        for v in variants:
+    for r in range(args.rounds):
+        for v in variants[r % len(variants):] + variants[:r % len(variants)]:   # rotated
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
             env.pop("CYCNN_GEMM_BLOCKING", None)
             blocking = v

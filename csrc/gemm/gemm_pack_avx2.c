@@ -7,8 +7,9 @@
  * stride-w stores; here 8x8 (float) / 4x4 (double) blocks are transposed in registers
  * (unpack / shuffle / 128-bit permutes), so each source line is read with full-width loads
  * and each packed row written with full-width stores.
- * Other layouts (unit-stride lines, general strides), partial panels and widths that are
- * not a multiple of the block fall back to the portable routines. Same contract as
+ * Panels of 6 lines (the avx2 path's A) are transposed as 8x8 blocks with 2 zero lines.
+ * Other layouts (unit-stride lines, general strides), partial panels and other widths that
+ * are not a multiple of the block fall back to the portable routines. Same contract as
  * cycnn_[sd]pack_[ab] (gemm_internal.h). Memory: only the destination buffer.
  */
 #include "gemm_internal.h"
@@ -16,32 +17,73 @@
 #if CYCNN_GEMM_X86
 #include <immintrin.h>
 
-/* Transpose the 8x8 block src[l*ls + p] (l, p < 8) into dst[p*w + l]. */
-static inline void transpose_8x8_ps(const float *src, ptrdiff_t ls, float *dst, int w)
+/* In-register 8x8 transpose: on return r[p] holds element p of each input vector r[l]. */
+static inline void transpose_8x8_regs(__m256 r[8])
 {
-    __m256 r0 = _mm256_loadu_ps(src + 0 * ls), r1 = _mm256_loadu_ps(src + 1 * ls);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * ls), r3 = _mm256_loadu_ps(src + 3 * ls);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
     /* interleave pairs of lines */
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     /* gather 4-line groups within each 128-bit lane */
     __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
     __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
     __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
     __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
     /* combine lanes: low lanes hold k = 0..3, high lanes k = 4..7 */
-    _mm256_storeu_ps(dst + 0 * w, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 1 * w, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * w, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * w, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * w, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * w, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * w, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * w, _mm256_permute2f128_ps(u3, u7, 0x31));
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* Transpose the 8x8 block src[l*ls + p] (l, p < 8) into dst[p*w + l]. */
+static inline void transpose_8x8_ps(const float *src, ptrdiff_t ls, float *dst, int w)
+{
+    __m256 r[8];
+    int q;
+    for (q = 0; q < 8; q++)
+        r[q] = _mm256_loadu_ps(src + q * ls);
+    transpose_8x8_regs(r);
+    for (q = 0; q < 8; q++)
+        _mm256_storeu_ps(dst + q * w, r[q]);
+}
+
+/* Full 6-line panels (the 6x16 kernel's A: 6 rows of a row-major A, each contiguous along
+ * k) into dst[p*6 + l]: 8 depths at a time, the 6 lines loaded as 8-wide vectors (2 zero
+ * lines), transposed in registers, and the 8 packed rows of 6 stored with overlapping 8-wide
+ * stores in increasing order (each store's 2 extra values are overwritten by the next; the
+ * last row is stored as 4 + 2, so nothing is written past the 48 values). The depths past
+ * the last multiple of 8 and a partial last panel go the portable way. */
+static void spack_lines6_t(int total, int kc, const float *src, ptrdiff_t ls, float *dst)
+{
+    int l0, p, l;
+    for (l0 = 0; l0 + 6 <= total; l0 += 6) {
+        const float *s = src + l0 * ls;
+        for (p = 0; p + 8 <= kc; p += 8) {
+            __m256 r[8];
+            float *d = dst + p * 6;
+            int q;
+            for (q = 0; q < 6; q++)
+                r[q] = _mm256_loadu_ps(s + q * ls + p);
+            r[6] = r[7] = _mm256_setzero_ps();
+            transpose_8x8_regs(r);
+            for (q = 0; q < 7; q++)
+                _mm256_storeu_ps(d + q * 6, r[q]);
+            _mm_storeu_ps(d + 42, _mm256_castps256_ps128(r[7]));
+            _mm_storel_pi((__m64 *)(d + 46), _mm256_extractf128_ps(r[7], 1));
+        }
+        for (; p < kc; p++)
+            for (l = 0; l < 6; l++)
+                dst[p * 6 + l] = s[l * ls + p];
+        dst += (ptrdiff_t)6 * kc;
+    }
+    if (l0 < total)                   /* last, partial panel: portable (zero-pads) */
+        cycnn_spack_a(6, total - l0, kc, src + l0 * ls, ls, 1, dst);
 }
 
 /* Transpose the 4x4 block src[l*ls + p] (l, p < 4) into dst[p*w + l]. */
@@ -99,6 +141,8 @@ void cycnn_spack_a_avx2(int mr, int mc, int kc, const float *A, ptrdiff_t rsa, p
 {
     if (csa == 1 && rsa != 1 && mr % 8 == 0)
         spack_lines_t(mr, mc, kc, A, rsa, Ap);
+    else if (csa == 1 && rsa != 1 && mr == 6)
+        spack_lines6_t(mc, kc, A, rsa, Ap);
     else
         cycnn_spack_a(mr, mc, kc, A, rsa, csa, Ap);
 }
