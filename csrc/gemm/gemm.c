@@ -94,7 +94,8 @@ static const gemm_path paths[] = {
  *       1024 and 2720 within noise of each other on 1024^3, 2048x2048x256 and the Dense
  *       shapes, so the smallest, which keeps the workspace near 1 MiB, is the rule.
  * When the cache sizes are unknown (sysconf returns 0 or -1, or a non-Linux libc), the
- * table's constants stay. CYCNN_GEMM_BLOCKING="mc,kc,nc" (benchmarks; read once at init)
+ * table's constants stay; the avx512 path keeps them too (they were measured on the Zen 4
+ * with AVX-512, where the rule, kc 192 and mc 512, has not been measured). CYCNN_GEMM_BLOCKING="mc,kc,nc" (benchmarks; read once at init)
  * replaces the rule for the float GEMM of the path in use, each value clamped to the bounds
  * above ("table" keeps the constants). B read in place (gemm_driver.h) keeps its depth cap
  * DIRECT_B_KC: measured here (Zen 3, dense dx 64x1000x3136) 64 and 48 were 0.83x / 0.74x of
@@ -176,6 +177,8 @@ static void derive_tuned(void)
             continue;                        /* the override (float only) */
         if (env != NULL && strcmp(env, "table") == 0)
             continue;
+        if (strcmp(paths[i].name, "avx512") == 0)
+            continue;                        /* its table was measured on the AVX-512 CPU */
         if (l1 > 0 && l2 > 0) {
             derive_blocking(t->s.mr, t->s.nr, sizeof(float), l1, l2, l3, paths[i].s.nc,
                             &t->s.mc, &t->s.kc, &t->s.nc);
