@@ -18,7 +18,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(CYCNN_GEMM_NO_X86)
 #include <immintrin.h>
 
-#include "transpose8_avx2.h"
+#include "../gemm/transpose8_avx2.h"
 
 #define PIX_FMA(J)                                                                              \
     if (M > J) {                                                                                \

@@ -18,7 +18,7 @@
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(CYCNN_GEMM_NO_X86)
 #include <immintrin.h>
 
-#include "transpose8_avx2.h"
+#include "../gemm/transpose8_avx2.h"
 
 void cycnn_sconv_dw_pack_avx2(int kw, int kv, const float *dyk, ptrdiff_t L, ptrdiff_t l0,
                               ptrdiff_t np, float *b, float *db)

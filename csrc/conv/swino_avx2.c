@@ -26,7 +26,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "transpose8_avx2.h"
+#include "../gemm/transpose8_avx2.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 

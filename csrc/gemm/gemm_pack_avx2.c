@@ -17,29 +17,7 @@
 #if CYCNN_GEMM_X86
 #include <immintrin.h>
 
-/* In-register 8x8 transpose: on return r[p] holds element p of each input vector r[l]. */
-static inline void transpose_8x8_regs(__m256 r[8])
-{
-    /* interleave pairs of lines */
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    /* gather 4-line groups within each 128-bit lane */
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-    /* combine lanes: low lanes hold k = 0..3, high lanes k = 4..7 */
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
+#include "transpose8_avx2.h"
 
 /* Transpose the 8x8 block src[l*ls + p] (l, p < 8) into dst[p*w + l]. */
 static inline void transpose_8x8_ps(const float *src, ptrdiff_t ls, float *dst, int w)
@@ -48,7 +26,7 @@ static inline void transpose_8x8_ps(const float *src, ptrdiff_t ls, float *dst, 
     int q;
     for (q = 0; q < 8; q++)
         r[q] = _mm256_loadu_ps(src + q * ls);
-    transpose_8x8_regs(r);
+    cycnn_transpose8_avx2(r);
     for (q = 0; q < 8; q++)
         _mm256_storeu_ps(dst + q * w, r[q]);
 }
@@ -71,7 +49,7 @@ static void spack_lines6_t(int total, int kc, const float *src, ptrdiff_t ls, fl
             for (q = 0; q < 6; q++)
                 r[q] = _mm256_loadu_ps(s + q * ls + p);
             r[6] = r[7] = _mm256_setzero_ps();
-            transpose_8x8_regs(r);
+            cycnn_transpose8_avx2(r);
             for (q = 0; q < 7; q++)
                 _mm256_storeu_ps(d + q * 6, r[q]);
             _mm_storeu_ps(d + 42, _mm256_castps256_ps128(r[7]));
