@@ -15,10 +15,9 @@ Parts, timed through the kernel entry points of cycnn._kernels.conv on the given
 GFLOP/s count 2*N*K*Ho*Wo*C*R*S per pass (fwd+bwd: three). Medians over rounds of the
 per-round medians.
 """
-import argparse
-import time
-
 import numpy as np
+
+import _ab
 
 import cycnn
 from cycnn import ops
@@ -67,16 +66,8 @@ def _parts(shape, nt):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--shapes", default="lenet-c1,rgb64-3x3")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the process's CPU time (1 thread on a shared machine: time spent "
-                         "waiting for the core is left out)")
-    args = ap.parse_args(argv)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    args = _ab.parser(__doc__, "lenet-c1,rgb64-3x3").parse_args(argv)
+    clock = _ab.clock_of(args)
     cycnn.set_num_threads(args.threads)
     print(f"# dxfew A/B, {args.threads} thread(s), simd {conv.simd_name()}, {args.rounds} rounds "
           f"x {args.reps} reps, {args.clock} clock, medians; A = before (set_dxfew_mode(0)), "
@@ -99,12 +90,7 @@ def main(argv=None):
                 for m in (0, 1):
                     conv.set_dxfew_mode(m)
                     for p, (_, f) in parts.items():
-                        ts = []
-                        for _ in range(args.reps):
-                            t0 = clock()
-                            f()
-                            ts.append(clock() - t0)
-                        res[m][p].append(float(np.median(ts)))
+                        res[m][p].append(_ab.median_time(f, args.reps, clock))
         finally:
             conv.set_dxfew_mode(old)
         med = {m: {p: float(np.median(v)) for p, v in res[m].items()} for m in (0, 1)}

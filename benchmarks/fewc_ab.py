@@ -12,10 +12,10 @@ three parts' FLOPs over the sum of their median times. Medians over rounds of th
 medians. --dy-offset F puts dy F floats past a 64-byte boundary (NumPy aligns to 16 bytes: F 0
 or 4 by chance; the AVX2 weight gradient starts its vectors early when dy is 16 bytes off 32).
 """
-import argparse
-import time
 
 import numpy as np
+
+import _ab
 
 import cycnn
 from cycnn import ops
@@ -60,28 +60,12 @@ def _parts(shape, nt, dy_offset=None):
     }
 
 
-def _median_time(f, reps, clock=time.perf_counter):
-    ts = []
-    for _ in range(reps):
-        t0 = clock()
-        f()
-        ts.append(clock() - t0)
-    return float(np.median(ts))
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--shapes", default="lenet-c1,rgb-3x3,rgb-5x5")
+    ap = _ab.parser(__doc__, "lenet-c1,rgb-3x3,rgb-5x5")
     ap.add_argument("--dy-offset", type=int, default=None, choices=range(16),
                     help="dy this many floats past a 64-byte boundary (default: as allocated)")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the process's CPU time (1 thread on a shared machine: time spent "
-                         "waiting for the core is left out)")
     args = ap.parse_args(argv)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    clock = _ab.clock_of(args)
     cycnn.set_num_threads(args.threads)
     print(f"# fewc A/B, {args.threads} thread(s), simd {conv.simd_name()}, "
           f"{args.rounds} rounds x {args.reps} reps, {args.clock} clock, medians; A = before (set_fewc_mode(0)), "
@@ -100,7 +84,7 @@ def main(argv=None):
             for m in (0, 1):
                 conv.set_fewc_mode(m)
                 for p, f in parts.items():
-                    res[m][p].append(_median_time(f, args.reps, clock))
+                    res[m][p].append(_ab.median_time(f, args.reps, clock))
                     if m == 1:
                         kern[p] = ("fewc" if conv.last_dw_fewc() else "other") if p == "dw" \
                             else conv.last_conv_kernel()

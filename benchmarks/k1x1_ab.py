@@ -17,13 +17,13 @@ rounds. Medians over rounds of the per-round medians. Run pinned (taskset) at 1 
 machine is shared (at 2 threads, another process on either core stalls the team at every
 barrier).
 """
-import argparse
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+import _ab
 
 import cycnn
 from cycnn._kernels import conv
@@ -53,15 +53,6 @@ def _parts(shape, nt):
     }
 
 
-def _median_time(f, reps):
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 _SGEMM = """
 import time, numpy as np
 rng = np.random.default_rng(1)
@@ -87,12 +78,7 @@ def _sgemm_gflops(threads):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--shapes", default="1x1")
-    args = ap.parse_args(argv)
+    args = _ab.parser(__doc__, "1x1", clock=False).parse_args(argv)
     cycnn.set_num_threads(args.threads)
     peaks = []
     rows = []
@@ -108,7 +94,7 @@ def main(argv=None):
             for m in (0, 1):
                 conv.set_pointwise_mode(m)
                 for p, f in parts.items():
-                    res[m][p].append(_median_time(f, args.reps))
+                    res[m][p].append(_ab.median_time(f, args.reps))
         conv.set_pointwise_mode(1)
         rows.append((name, flops, {m: {p: float(np.median(v)) for p, v in res[m].items()}
                                    for m in (0, 1)}))
