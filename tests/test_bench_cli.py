@@ -111,6 +111,10 @@ def test_json_output(tmp_path):
         assert r["work"] == shape.work(r["op"])
         assert r["cycnn_rate"] == pytest.approx(r["work"] / r["median_s"]["cycnn"] / 1e9)
         assert r["check"] is True
+        # the sgemm peak is timed in conv rotations only
+        conv = r["work_unit"] == "FLOP"
+        assert set(r["sgemm_times_s"]) == ({"cycnn", "numpy"} if conv else set())
+        assert (r["share_of_sgemm_peak"] is not None) == conv
 
 
 @pytest.mark.skipif(bench.load_torch() is None, reason="torch is not importable")
@@ -281,24 +285,130 @@ def test_compare_training_epoch_over_seeds_gives_each_run_and_their_mean():
     assert mean[4].strip() == f"{min(acc):.4f} - {max(acc):.4f}"
 
 
-def test_contenders_run_in_worker_processes_and_sgemm_peak_is_printed(tmp_path):
-    """Default mode: each contender in its own process; the sgemm peak of cycnn's GEMM and of
-    NumPy's BLAS is measured and every conv row gets its share of it."""
+def _sgemm_rate(n, times):
+    return 2.0 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def test_thread_counts_and_sgemm_peak_are_timed_in_one_rotation(tmp_path):
+    """Default mode: each (contender, thread count) in its own process, all thread counts of a
+    (shape, op) in ONE rotation with cycnn's GEMM and NumPy's BLAS as contenders; '% peak' is
+    the share of that in-rotation sgemm peak, '% start pk' of the peak measured first, and the
+    speed-up over 1 thread divides times of the same rotation."""
     path = tmp_path / "bench.json"
-    proc = run_cli("--quick", "--no-torch", "--threads", "1", "--shapes", "1x1",
+    proc = run_cli("--quick", "--no-torch", "--threads", "1,2", "--shapes", "1x1",
                    "--ops", "conv_fwd_bwd", "--reps", "2", "--json", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "sgemm peak" in proc.stdout
+    assert "sgemm peak at the start" in proc.stdout
     doc = json.loads(path.read_text())
-    peak = doc["sgemm_peak_gflops"]["1"]
-    assert set(peak) == {"cycnn", "numpy"} and all(v > 0 for v in peak.values())
-    row, = doc["results"]
-    assert row["sgemm_peak"] == pytest.approx(max(peak.values()))
-    assert row["share_of_sgemm_peak"] == pytest.approx(row["cycnn_rate"] / row["sgemm_peak"])
+    rotation, = doc["rotations"]
+    assert (rotation["shape"], rotation["op"], rotation["threads"]) == ("1x1", "conv_fwd_bwd",
+                                                                          [1, 2])
+    sgemm = [f"sgemm-{g}@{t}" for t in (1, 2) for g in ("cycnn", "numpy")]
+    assert set(rotation["order"]) == {"cycnn@1", "cycnn@2", "reference"} | set(sgemm)
     header = _header_cells(proc.stdout)
-    cells, = table_rows(proc.stdout)
-    assert cells[header.index("% peak")] == f"{100 * row['share_of_sgemm_peak']:.0f}%"
-    assert row["check"] is True and len(row["times_s"]["cycnn"]) == 2
+    rows = doc["results"]
+    assert [(r["threads"], r["rotation"]) for r in rows] == [(1, 0), (2, 0)]
+    for row, cells in zip(rows, table_rows(proc.stdout)):
+        t = row["threads"]
+        start = doc["sgemm_peak_gflops"][str(t)]
+        assert set(start) == {"cycnn", "numpy"} and all(v > 0 for v in start.values())
+        assert row["sgemm_peak_start"] == pytest.approx(max(start.values()))
+        # the in-rotation peak: the sgemm contenders' raw times, one turn in every round
+        assert row["sgemm_n"] == bench.SGEMM_QUICK_SIZE
+        rates = {g: _sgemm_rate(row["sgemm_n"], ts) for g, ts in row["sgemm_times_s"].items()}
+        assert set(rates) == {"cycnn", "numpy"} and all(v > 0 for v in rates.values())
+        assert rotation["order"].count(f"sgemm-cycnn@{t}") == rotation["order"].count(
+            f"sgemm-numpy@{t}") >= 1
+        assert row["sgemm_rates_rotation"] == pytest.approx(rates)
+        assert row["sgemm_peak_rotation"] == pytest.approx(max(rates.values()))
+        assert row["share_of_sgemm_peak"] == pytest.approx(
+            row["cycnn_rate"] / row["sgemm_peak_rotation"])
+        assert row["share_of_start_peak"] == pytest.approx(
+            row["cycnn_rate"] / row["sgemm_peak_start"])
+        assert cells[header.index("sgemm GF/s")] == f"{row['sgemm_peak_rotation']:.1f}"
+        assert cells[header.index("% peak")] == f"{100 * row['share_of_sgemm_peak']:.0f}%"
+        assert cells[header.index("% start pk")] == f"{100 * row['share_of_start_peak']:.0f}%"
+        assert row["check"] is True and len(row["times_s"]["cycnn"]) == 2
+    # the reference takes part once per rotation: both rows show its one set of times
+    assert rows[0]["times_s"]["reference"] == rows[1]["times_s"]["reference"]
+    one, two = rows
+    speedup = one["median_s"]["cycnn"] / two["median_s"]["cycnn"]
+    sgemm_speedup = two["sgemm_peak_rotation"] / one["sgemm_peak_rotation"]
+    scaling = doc["thread_scaling"]["1x1 conv_fwd_bwd"]
+    assert scaling["threads"] == 2
+    assert scaling["speedup"] == pytest.approx(speedup)
+    assert scaling["sgemm_speedup"] == pytest.approx(sgemm_speedup)
+    assert f"1x1 {speedup:.2f}x (2 thr; sgemm {sgemm_speedup:.2f}x)" in proc.stdout
+
+
+def test_one_thread_count_alone():
+    proc = run_cli("--quick", "--no-torch", "--no-reference", "--threads", "2", "--shapes",
+                   "lenet-c1", "--ops", "conv_fwd", "--reps", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = _header_cells(proc.stdout)
+    row, = table_rows(proc.stdout)
+    assert row[header.index("thr")] == "2" and float(row[header.index("sgemm GF/s")]) > 0
+    assert "speed-up over 1 thread" not in proc.stdout
+
+
+class _FakeWorker:
+    """Answers measure_workers' requests like a worker process, logging them in ``log``."""
+
+    def __init__(self, name, per_call, log):
+        self.name, self.per_call, self.log = name, per_call, log
+
+    def ask(self, cmd, **request):
+        self.log.append((self.name, cmd, request.get("reps")))
+        if cmd == "setup":
+            if request["save"]:
+                np.savez(request["save"], np.full(2, len(self.name), np.float32))
+            return {"elapsed": self.per_call}
+        return {"times": [self.per_call] * request["reps"]}
+
+
+def test_rotation_interleaves_thread_counts_and_fills_every_round_with_the_peak(tmp_path):
+    log = []
+    per_call = {"c@1": 0.02, "c@2": 0.01, "t@1": 0.05, "s@1": 0.02, "s@2": 0.002}
+    contenders = {n: (_FakeWorker(n, p, log), {"op": "x"}) for n, p in per_call.items()}
+    errors = {}
+    times, outputs, order = bench.measure_workers(
+        contenders, {n: 6 for n in per_call}, 1, 0.0, (), 100, errors, str(tmp_path),
+        fill=("s@1", "s@2"))
+    assert errors == {} and set(outputs) == {"c@1", "c@2", "t@1"}   # fill: not cross-checked
+    assert outputs["c@1"][0].tolist() == [3.0, 3.0]
+    timed = [(n, reps) for n, cmd, reps in log if cmd == "time"]
+    assert [n for n, _ in timed] == order
+    # blocks of about BLOCK_S (0.05 s): c@1 2 calls (3 turns), c@2 5 (2 turns), t@1 1 (6 turns)
+    assert {n: [r for m, r in timed if m == n] for n in ("c@1", "c@2", "t@1")} == {
+        "c@1": [2, 2, 2], "c@2": [5, 5], "t@1": [1] * 6}
+    assert [len(times[n]) for n in ("c@1", "c@2", "t@1")] == [6, 10, 6]
+    # the sgemm contenders take a turn in every round (6 rounds), each as long as the longest
+    # of the others' turns (0.05 s: 2 calls of s@1), at most reps (6) calls (s@2)
+    assert order.count("s@1") == order.count("s@2") == 6
+    assert {m: {r for n, r in timed if n == m} for m in ("s@1", "s@2")} == {"s@1": {2},
+                                                                            "s@2": {6}}
+    # thread counts interleave: c@2 runs between c@1's first and last turns, and rounds rotate
+    first, last = order.index("c@1"), len(order) - 1 - order[::-1].index("c@1")
+    assert first < order.index("c@2") < last
+    # round r starts r places further on; c@1 runs in rounds 0, 2, 4 and c@2 in 0, 3
+    assert order == ["c@1", "c@2", "t@1", "s@1", "s@2",
+                     "t@1", "s@1", "s@2",
+                     "t@1", "s@1", "s@2", "c@1",
+                     "s@1", "s@2", "c@2", "t@1",
+                     "s@2", "c@1", "t@1", "s@1",
+                     "t@1", "s@1", "s@2"]
+
+
+def test_thread_scaling_divides_times_of_one_rotation():
+    def row(threads, rotation, t, peak):
+        return {"shape": "a", "op": "conv_fwd_bwd", "threads": threads, "rotation": rotation,
+                "median_s": {"cycnn": t}, "sgemm_peak_rotation": peak}
+    scaling = bench.thread_scaling([row(1, 0, 4.0, 80.0), row(2, 0, 2.5, 140.0)])
+    assert scaling == {("a", "conv_fwd_bwd"): (2, pytest.approx(1.6), pytest.approx(1.75))}
+    assert bench.thread_scaling([row(1, 0, 4.0, 80.0), row(2, 1, 2.5, 140.0)]) == {}
+    # --in-process: no rotation and no in-rotation peak
+    assert bench.thread_scaling([row(1, None, 4.0, None), row(2, None, 2.0, None)]) == {
+        ("a", "conv_fwd_bwd"): (2, pytest.approx(2.0), None)}
 
 
 def test_worker_protocol_reports_errors():
@@ -310,6 +420,9 @@ def test_worker_protocol_reports_errors():
         worker.ask(cmd="setup", shape="1x1", op="conv_fwd", batch=1, threads=1, warmup=1)
         times = worker.ask(cmd="time", reps=3)["times"]
         assert len(times) == 3 and all(t > 0 for t in times)
+        worker.ask(cmd="setup", op="sgemm", n=32, threads=1, warmup=1)   # the peak's setup
+        times = worker.ask(cmd="time", reps=2)["times"]
+        assert len(times) == 2 and all(t > 0 for t in times)
     finally:
         worker.close()
     assert worker.proc.returncode == 0

@@ -5,16 +5,23 @@ wheel); PyTorch is an optional contender.
 
 Method: every contender (cycnn, torch, the NumPy reference) runs in its OWN worker process
 (``python -m cycnn.bench --worker IMPL``; two OpenMP runtimes in one process spin against each
-other), so each brings its own thread pool and none is slowed by another's. For every (shape, op,
-threads) row the workers warm up (their warm-up outputs are compared), then the parent asks them
-for one timed call at a time, interleaved -- A B C, B C A, C A B, ... -- so that a noisy, shared
-machine slows them all alike; only one contender computes at any moment. Times are measured
-inside the workers (garbage collector off). The table shows MEDIANS; rates and ratios are
-computed from the medians. ``--in-process`` runs all contenders in this process instead.
+other), one process per (contender, thread count), so each brings its own thread pool and none
+is slowed by another's. All thread counts of a (shape, op) are timed in ONE rotation: the
+workers warm up (their warm-up outputs are compared), then the parent gives them turns --
+cycnn@1 torch@1 cycnn@2 torch@2 ..., the next round starting one further on -- each turn a
+block of timed calls after a short pause, so that only one contender computes at any moment and
+a host that slows down for a while slows them all alike. The reference (NumPy's BLAS threads,
+whatever --threads says) is one contender per rotation, not one per thread count. Times are
+measured inside the workers (garbage collector off). The table shows MEDIANS; rates and ratios
+are computed from the medians. ``--in-process`` runs all contenders in this process instead,
+one row at a time.
 
-Before the table, the machine's sgemm peak is measured per thread count, cycnn's GEMM and NumPy's
-BLAS each in its own process (float32, square matrices, median GFLOP/s); ``% peak`` is a conv
-row's GFLOP/s as a share of the larger of the two.
+The machine's sgemm peak is a contender too: in every conv rotation, at each thread count,
+cycnn's GEMM and NumPy's BLAS (float32, square matrices) each time blocks of products in a worker
+of their own; ``sgemm GF/s`` is the larger median rate and ``% peak`` the conv row's GFLOP/s as
+a share of it, both from the same minutes. The peak measured once at the start (each in a fresh
+process) is printed in the header and ``% start pk`` is the share of it. The speed-up over 1
+thread divides times of one rotation and is printed next to the sgemm peak's own.
 
 * conv: FLOPs = 2*N*K*Ho*Wo*C*R*S per forward; forward + backward counts 3x that.
 * max pool: bytes moved = forward (read x, write y + int64 indices) + backward (read dy +
@@ -384,57 +391,62 @@ SGEMM_SIZE = 1024
 SGEMM_QUICK_SIZE = 256
 
 
-def _sgemm_rate(impl, n, threads, reps):
-    """Median GFLOP/s of an n x n float32 product with cycnn's GEMM ("cycnn") or NumPy's BLAS
-    ("numpy"), on ``threads`` threads. Call it in a process of its own."""
+GEMM_IMPLS = ("cycnn", "numpy")
+
+
+def _sgemm_fn(impl, n, threads):
+    """A zero-argument n x n float32 product with cycnn's GEMM ("cycnn") or NumPy's BLAS
+    ("numpy", limited by threadpoolctl), this process set to ``threads`` threads for good: call
+    it in a process of its own."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     if impl == "cycnn":
         cycnn.set_num_threads(threads)
-        fn = lambda: _ops.matmul(a, b)  # noqa: E731
-        limits = None
-    else:
-        from threadpoolctl import threadpool_limits
-        limits = threadpool_limits(threads)
-        fn = lambda: a @ b  # noqa: E731
-    try:
-        for _ in range(2):
-            fn()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    finally:
-        if limits is not None:
-            limits.unregister()
-    return 2.0 * n ** 3 / statistics.median(times) / 1e9
+        return lambda: _ops.matmul(a, b)
+    if impl != "numpy":
+        raise ValueError(f"unknown sgemm impl {impl!r}; choose from {', '.join(GEMM_IMPLS)}")
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)        # not restored: the process is this contender's
+    return lambda: a @ b
+
+
+def _sgemm_rate(impl, n, threads, reps):
+    """Median GFLOP/s of :func:`_sgemm_fn` over ``reps`` calls after two warm-up calls."""
+    fn = _sgemm_fn(impl, n, threads)
+    time_calls(fn, 2)
+    return 2.0 * n ** 3 / statistics.median(time_calls(fn, reps)) / 1e9
 
 
 def _worker_main(impl):
-    """Serve one contender of the kernel benchmark (see _Worker)."""
+    """Serve one contender of the kernel benchmark (see _Worker): ``setup`` builds its case (or,
+    with op "sgemm", the n x n product) on the given thread count and runs the warm-up calls,
+    ``time`` times a block of calls, ``sgemm`` measures the start-of-run peak."""
     torch = load_torch() if impl == "torch" else None
-    state = {"case": None}
+    state = {"fn": None}
 
     def handle(cmd):
         if cmd["cmd"] == "sgemm":
             return {"rate": _sgemm_rate(impl, cmd["n"], cmd["threads"], cmd["reps"])}
         if cmd["cmd"] == "setup":
-            state["case"] = None
+            state["fn"] = None
             gc.collect()
-            case = state["case"] = make_case(impl, cmd["op"], cmd["shape"], cmd["batch"], torch)
-            set_threads(cmd["threads"], torch)
+            if cmd["op"] == "sgemm":
+                fn = _sgemm_fn(impl, cmd["n"], cmd["threads"])
+            else:
+                fn = make_case(impl, cmd["op"], cmd["shape"], cmd["batch"], torch).fn
+                set_threads(cmd["threads"], torch)
+            state["fn"] = fn
             elapsed, outputs = None, None
             for _ in range(cmd["warmup"]):
                 t0 = time.perf_counter()
-                outputs = case.fn()
+                outputs = fn()
                 elapsed = time.perf_counter() - t0
             if cmd.get("save"):
                 np.savez(cmd["save"], *as_numpy(outputs))
             return {"elapsed": elapsed}
         if cmd["cmd"] == "time":
-            return {"times": time_calls(state["case"].fn, cmd["reps"])}
+            return {"times": time_calls(state["fn"], cmd["reps"])}
         return {"error": f"unknown command {cmd['cmd']!r}"}
 
     return serve(handle)
@@ -447,7 +459,7 @@ def sgemm_peaks(thread_counts, quick=False):
     peaks = {}
     for threads in thread_counts:
         peaks[threads] = {}
-        for impl in ("cycnn", "numpy"):
+        for impl in GEMM_IMPLS:
             worker = _Worker(impl)
             try:
                 peaks[threads][impl] = worker.ask(cmd="sgemm", n=n, threads=threads,
@@ -462,20 +474,27 @@ def sgemm_peaks(thread_counts, quick=False):
 BLOCK_S = 0.05     # calls of one turn: about this long in all
 
 
-def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, save_dir, setup):
-    """As :func:`measure`, each contender in its worker process: returns
-    ({name: [seconds, ...]}, {name: warm-up outputs as a tuple of float64 arrays})."""
-    names = list(workers)
+def measure_workers(contenders, reps, warmup, min_time, extend, max_reps, errors, save_dir,
+                    fill=()):
+    """As :func:`measure`, each contender in its worker process: ``contenders`` maps names to
+    (worker, setup request); each is timed ``reps[name]`` times, in blocks of calls lasting
+    about BLOCK_S, except the contenders in ``fill`` (the sgemm peak): they are not cross-checked
+    and take a turn in every round, about as long as the others' longest, at most ``reps[name]``
+    calls. Returns ({name: [seconds, ...]}, {name: warm-up outputs as a tuple of float64
+    arrays}, [the names in the order of their turns])."""
+    names = list(contenders)
     reps = dict(reps)
     outputs = {}
     per_call = {}
     for name in list(names):
-        path = os.path.join(save_dir, f"{name}.npz")
+        worker, setup = contenders[name]
+        path = None if name in fill else os.path.join(save_dir, f"{name}.npz")
         try:
-            elapsed = workers[name].ask(cmd="setup", warmup=warmup, save=path, **setup)["elapsed"]
-            with np.load(path) as saved:
-                outputs[name] = tuple(saved[f"arr_{i}"] for i in range(len(saved.files)))
-            os.remove(path)
+            elapsed = worker.ask(cmd="setup", warmup=warmup, save=path, **setup)["elapsed"]
+            if path:
+                with np.load(path) as saved:
+                    outputs[name] = tuple(saved[f"arr_{i}"] for i in range(len(saved.files)))
+                os.remove(path)
         except WorkerError as exc:
             errors[name] = exc
             names.remove(name)
@@ -487,16 +506,25 @@ def measure_workers(workers, reps, warmup, min_time, extend, max_reps, errors, s
     # right after one, another contender's 2-thread call shares the cores with those spinners
     # (a 3 ms call measured 2.3x slower). So each turn pauses SETTLE_S first, and fast ops run
     # in blocks of calls (about BLOCK_S each) so that the pauses stay a small part of the run.
-    block = {name: max(1, min(reps[name], int(BLOCK_S / per_call[name]) if per_call[name] else 1))
-             for name in names}
-    turns = {name: math.ceil(reps[name] / block[name]) for name in names}
+    def calls(name, seconds):
+        return min(reps[name], max(1, int(seconds / per_call[name]) if per_call[name] else 1))
+
+    block = {name: calls(name, BLOCK_S) for name in names if name not in fill}
+    turns = {name: math.ceil(reps[name] / block[name]) for name in block}
+    turn_s = min(BLOCK_S, max((block[n] * per_call[n] for n in block), default=BLOCK_S))
+    rounds = max(turns.values(), default=1)
+    for name in names:
+        if name in fill:
+            block[name], turns[name] = calls(name, turn_s), rounds
+    order = []
 
     def time_block(name):
         time.sleep(SETTLE_S)
-        return workers[name].ask(cmd="time", reps=block[name])["times"]
+        order.append(name)
+        return contenders[name][0].ask(cmd="time", reps=block[name])["times"]
 
     times = _rotate(names, turns, time_block)
-    return times, outputs
+    return times, outputs, order
 
 
 # ----------------------------------------------------------------------------------------------
@@ -557,9 +585,11 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Time cycnn's conv2d and max-pool kernels (float32, NCHW) against PyTorch "
                     "(when importable) and cycnn.reference (NumPy). Each contender runs in its "
-                    "own worker process (--in-process: all in this one), taking turns after "
-                    "a warm-up (blocks of timed calls, a pause between turns); the table shows medians and the share of the "
-                    "sgemm peak measured first.",
+                    "own worker process per thread count (--in-process: all in this one); all "
+                    "thread counts of a shape and op take turns in one rotation after a warm-up "
+                    "(blocks of timed calls, a pause between turns), together with the sgemm "
+                    "peak (cycnn's GEMM and NumPy's BLAS). The table shows medians, the share of "
+                    "that in-rotation sgemm peak and of the one measured at the start.",
         epilog=f"shapes:\n{shapes}\n\nops (--ops conv = conv_fwd,conv_fwd_bwd; "
                f"pool = maxpool_fwd_bwd):\n{ops}\n\nThe NumPy reference runs on "
                f"{', '.join(DEFAULT_REFERENCE_SHAPES)} by default (all shapes with --reference "
@@ -604,7 +634,7 @@ def build_parser():
                    help="also write settings and raw per-repetition times as JSON to PATH")
     p.add_argument("--in-process", action="store_true",
                    help="run every contender in this process (default: each in its own worker "
-                        "process) and skip the sgemm peak")
+                        "process, one row at a time) and skip the sgemm peaks")
     p.add_argument("--worker", choices=IMPLS + ("numpy",), default=None, help=argparse.SUPPRESS)
     return p
 
@@ -640,7 +670,8 @@ def _fmt_ratio(value):
 
 COLUMNS = (("shape", 10, "<"), ("op", 15, "<"), ("thr", 3, ">"), ("cycnn ms", 9, ">"),
            ("torch ms", 9, ">"), ("ref ms", 9, ">"), ("cycnn rate", 10, ">"), ("unit", 7, "<"),
-           ("x ref", 7, ">"), ("cyc/torch", 9, ">"), ("check", 8, "<"), ("% peak", 6, ">"))
+           ("x ref", 7, ">"), ("cyc/torch", 9, ">"), ("check", 8, "<"), ("sgemm GF/s", 10, ">"),
+           ("% peak", 6, ">"), ("% start pk", 10, ">"))
 
 
 def _line(cells):
@@ -701,6 +732,13 @@ def _header(args, torch, reps, ref_reps, out):
     print("times: medians of interleaved runs, milliseconds. rate: cycnn GFLOP/s (conv, "
           "2*N*K*Ho*Wo*C*R*S per fwd, fwd+bwd = 3x) or GB/s (pool, bytes read + written).",
           file=out)
+    if not args.in_process:
+        print("rotation: every thread count of a shape and op is timed in ONE rotation of worker "
+              "processes (cycnn@1 torch@1 cycnn@2 torch@2 ..., the reference as one contender), "
+              "with the sgemm peak as contenders: sgemm GF/s = the larger of cycnn's GEMM and NumPy's "
+              "BLAS (median, each in its own worker at the row's thread count); % peak = cycnn "
+              "conv GFLOP/s / sgemm GF/s of the same rotation; % start pk = / the peak measured "
+              "at the start (below).", file=out)
     print("x ref = reference ms / cycnn ms (speed-up); cyc/torch = cycnn ms / torch ms "
           "(< 1: cycnn faster); check = outputs agree (max rel. error <= 1e-3). The reference "
           "uses NumPy's BLAS threads, whatever --threads says.", file=out)
@@ -710,8 +748,105 @@ def _header(args, torch, reps, ref_reps, out):
         print(f"  {name:10s} {shape.describe()}", file=out)
 
 
+def _groups(args):
+    """The rows of :func:`_rows` by (shape, op): {(shape, op): [threads, ...]}, in order."""
+    groups = {}
+    for shape_name, op, threads in _rows(args):
+        groups.setdefault((shape_name, op), []).append(threads)
+    return groups
+
+
+def _rotation(args, shape_name, op, counts, impls, reps, ref_reps, get_worker, save_dir):
+    """Time every thread count of (shape, op) in ONE rotation of worker processes, each with its
+    thread count fixed: cycnn and torch at each count, the reference once (it runs on NumPy's
+    BLAS threads whatever --threads says) and, for a conv, the sgemm peak at each count (cycnn's
+    GEMM and NumPy's BLAS). ``get_worker(impl, name)`` gives contender ``name``'s process.
+    Returns (times, outputs, errors, turn order), keyed by contender name: "cycnn@2",
+    "reference", "sgemm-numpy@1", ..."""
+    contenders, rep_counts, extend, fill = {}, {}, [], []
+    case = dict(shape=shape_name, op=op, batch=args.batch)
+    n = SGEMM_QUICK_SIZE if args.quick else SGEMM_SIZE
+    for threads in counts:
+        for impl in impls:
+            if impl != "reference":
+                name = f"{impl}@{threads}"
+                contenders[name] = (get_worker(impl, name), dict(case, threads=threads))
+                rep_counts[name] = reps
+                extend.append(name)
+        if SHAPES[shape_name].kind == "conv":
+            for impl in GEMM_IMPLS:
+                name = f"sgemm-{impl}@{threads}"
+                contenders[name] = (get_worker(impl, name),
+                                    dict(op="sgemm", n=n, threads=threads))
+                rep_counts[name] = reps
+                fill.append(name)
+    if "reference" in impls:
+        contenders["reference"] = (get_worker("reference", "reference"),
+                                   dict(case, threads=counts[0]))
+        rep_counts["reference"] = ref_reps
+    errors = {}
+    times, outputs, order = measure_workers(contenders, rep_counts, args.warmup, args.min_time,
+                                            extend, MAX_AUTO_REPS, errors, save_dir, fill)
+    return times, outputs, errors, order
+
+
+def _row(case, threads, times, outputs, errors, sgemm_times, sgemm_n, start_peak, rotation,
+         out):
+    """One table row from its contenders' times (``sgemm_times``: the sgemm contenders' of the
+    same rotation, by GEMM impl), printed to ``out``. Returns (the row as a dict, 1 if cycnn
+    failed or its outputs disagree else 0)."""
+    for impl, exc in errors.items():
+        print(f"ERROR: {impl} failed on {case.shape_name} {case.op} with {threads} thread(s): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    med = {i: statistics.median(ts) for i, ts in times.items()}
+    rate = case.work / med["cycnn"] / 1e9 if "cycnn" in med else None
+    vs_ref = med["reference"] / med["cycnn"] if {"reference", "cycnn"} <= set(med) else None
+    vs_torch = med["cycnn"] / med["torch"] if {"torch", "cycnn"} <= set(med) else None
+    error = None
+    others = [i for i in ("torch", "reference") if i in outputs]
+    if others and "cycnn" in outputs:
+        mine = as_numpy(outputs["cycnn"])
+        error = max(max_rel_error(mine, as_numpy(outputs[i])) for i in others)
+    ok = None if error is None else error <= 1e-3
+    sgemm_rates = {impl: 2.0 * sgemm_n ** 3 / statistics.median(ts) / 1e9
+                   for impl, ts in sgemm_times.items()}
+    peak = max(sgemm_rates.values(), default=None)
+    start = max((start_peak or {}).values(), default=None)
+    conv = rate is not None and case.unit == "FLOP"
+    share = rate / peak if conv and peak else None
+    share_start = rate / start if conv and start else None
+    row = {
+        "shape": case.shape_name, "op": case.op, "threads": threads, "rotation": rotation,
+        "geometry": asdict(case.shape), "work": case.work,
+        "work_unit": case.unit,
+        "rate_unit": "GFLOP/s" if case.unit == "FLOP" else "GB/s",
+        "cycnn_rate": rate,
+        "median_s": med, "times_s": times,
+        "speedup_vs_reference": vs_ref, "ratio_cycnn_torch": vs_torch,
+        "max_rel_error": error, "check": ok,
+        "sgemm_n": sgemm_n if sgemm_times else None, "sgemm_times_s": sgemm_times,
+        "sgemm_rates_rotation": sgemm_rates, "sgemm_peak_rotation": peak,
+        "share_of_sgemm_peak": share,
+        "sgemm_peak_start": start, "share_of_start_peak": share_start,
+        "errors": {i: f"{type(e).__name__}: {e}" for i, e in errors.items()},
+    }
+    check = ("ERROR" if "cycnn" in errors else "-" if ok is None else "ok" if ok else "MISMATCH")
+    ms = {i: "error" if i in errors else _fmt_ms(med.get(i)) for i in IMPLS}
+    print(_line([case.shape_name, case.op, str(threads), ms["cycnn"], ms["torch"],
+                 ms["reference"], "-" if rate is None else
+                 f"{rate:.2f}" if rate < 100 else f"{rate:.1f}", row["rate_unit"],
+                 _fmt_ratio(vs_ref), _fmt_ratio(vs_torch), check,
+                 "-" if peak is None or not conv else f"{peak:.1f}",
+                 "-" if share is None else f"{100 * share:.0f}%",
+                 "-" if share_start is None else f"{100 * share_start:.0f}%"]), file=out)
+    out.flush()
+    return row, (ok is False) + ("cycnn" in errors)
+
+
 def run(args, out=None):
-    """Run the benchmark for parsed ``args``; returns (rows as dicts, number of mismatches)."""
+    """Run the benchmark for parsed ``args``; returns (rows as dicts, number of mismatches).
+    In worker mode ``args.rotations`` records each rotation's (shape, op, thread counts, turn
+    order)."""
     out = sys.stdout if out is None else out
     torch = None if args.no_torch else load_torch()
     reps = args.reps or (QUICK_REPS if args.quick else DEFAULT_REPS)
@@ -724,15 +859,16 @@ def run(args, out=None):
         args.reference = "all"
     _header(args, torch, reps, ref_reps, out)
     peaks = {}
+    sgemm_n = SGEMM_QUICK_SIZE if args.quick else SGEMM_SIZE
     if not args.in_process and any(SHAPES[r[0]].kind == "conv" for r in _rows(args)):
         peaks = sgemm_peaks(args.threads, args.quick)
-        n = SGEMM_QUICK_SIZE if args.quick else SGEMM_SIZE
-        print(f"sgemm peak (float32 {n}x{n}x{n}, median, each in its own process; '% peak' = "
-              f"cycnn conv GFLOP/s / the larger):", file=out)
+        print(f"sgemm peak at the start (float32 {sgemm_n}x{sgemm_n}x{sgemm_n}, median, each in "
+              f"a fresh process; '% start pk' = cycnn conv GFLOP/s / the larger):", file=out)
         for threads, rates in peaks.items():
             print(f"  {threads} thread{'s' if threads > 1 else ' '}: " + ", ".join(
                 f"{impl} {rate:.1f} GFLOP/s" for impl, rate in rates.items()), file=out)
     args.sgemm_peaks = {str(t): r for t, r in peaks.items()}
+    args.rotations = []
     print("", file=out)
     print(_line([name for name, _, _ in COLUMNS]), file=out)
     print("|" + "|".join(("-" * (w + 1) + ":" if a == ">" else "-" * (w + 2))
@@ -742,78 +878,61 @@ def run(args, out=None):
     saved = (cycnn.get_num_threads(), torch.get_num_threads() if torch is not None else None)
     results, mismatches = [], 0
     workers = {}
+
+    def get_worker(impl, name):
+        if name not in workers:
+            workers[name] = _Worker(impl)
+        return workers[name]
+
     if not args.in_process:
         import tempfile
         save_dir = tempfile.mkdtemp(prefix="cycnn-bench-")
-        impls_used = ["cycnn"] + (["torch"] if torch is not None else []) + (
-            [] if args.reference == "none" else ["reference"])
-        workers = {impl: _Worker(impl) for impl in impls_used}
     try:
-        for shape_name, op, threads in _rows(args):
+        for index, ((shape_name, op), counts) in enumerate(_groups(args).items()):
             use_ref = args.reference == "all" or (
                 args.reference is None and shape_name in DEFAULT_REFERENCE_SHAPES)
             impls = ["cycnn"] + (["torch"] if torch is not None else []) + (
                 ["reference"] if use_ref else [])
-            errors = {}
-            rep_counts = {i: (ref_reps if i == "reference" else reps) for i in impls}
-            if workers:
-                cases = {"cycnn": make_case("cycnn", op, shape_name, args.batch)}
-                times, outputs = measure_workers(
-                    {i: workers[i] for i in impls}, rep_counts, args.warmup, args.min_time,
-                    ("cycnn", "torch"), MAX_AUTO_REPS, errors, save_dir,
-                    dict(shape=shape_name, op=op, batch=args.batch, threads=threads))
+            case = make_case("cycnn", op, shape_name, args.batch)
+            rows = []
+            if not args.in_process:
+                times, outputs, errors, order = _rotation(args, shape_name, op, counts, impls,
+                                                          reps, ref_reps, get_worker, save_dir)
+                args.rotations.append({"shape": shape_name, "op": op, "threads": counts,
+                                       "order": order})
+                for threads in counts:
+                    names = {i: "reference" if i == "reference" else f"{i}@{threads}"
+                             for i in impls}
+                    names.update({f"sgemm {g}": f"sgemm-{g}@{threads}" for g in GEMM_IMPLS})
+                    sgemm = {g: times[f"sgemm-{g}@{threads}"] for g in GEMM_IMPLS
+                             if f"sgemm-{g}@{threads}" in times}
+                    rows.append(_row(
+                        case, threads, {i: times[names[i]] for i in impls if names[i] in times},
+                        {i: outputs[names[i]] for i in impls if names[i] in outputs},
+                        {i: errors[n] for i, n in names.items() if n in errors},
+                        sgemm, sgemm_n, peaks.get(threads), index, out))
+                del outputs
             else:
-                cases = {impl: make_case(impl, op, shape_name, args.batch, torch)
-                         for impl in impls}
-                set_threads(threads, torch)
-                times, outputs = measure({i: c.fn for i, c in cases.items()}, rep_counts,
-                                         warmup=args.warmup, min_time=args.min_time,
-                                         extend=("cycnn", "torch"), max_reps=MAX_AUTO_REPS,
-                                         errors=errors)
-            for impl, exc in errors.items():
-                print(f"ERROR: {impl} failed on {shape_name} {op} with {threads} thread(s): "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
-            med = {i: statistics.median(times[i]) for i in times}
-            case = cases["cycnn"]
-            rate = case.work / med["cycnn"] / 1e9 if "cycnn" in med else None
-            vs_ref = med["reference"] / med["cycnn"] if {"reference", "cycnn"} <= set(med) else None
-            vs_torch = med["cycnn"] / med["torch"] if {"torch", "cycnn"} <= set(med) else None
-            error = None
-            others = [i for i in ("torch", "reference") if i in outputs]
-            if others and "cycnn" in outputs:
-                mine = as_numpy(outputs["cycnn"])
-                error = max(max_rel_error(mine, as_numpy(outputs[i])) for i in others)
-            ok = None if error is None else error <= 1e-3
-            peak = max(peaks.get(threads, {}).values(), default=None)
-            share = (rate / peak if rate is not None and peak and case.unit == "FLOP"
-                     else None)
-            mismatches += (ok is False) + ("cycnn" in errors)
-            del outputs, cases
-            row = {
-                "shape": shape_name, "op": op, "threads": threads,
-                "geometry": asdict(case.shape), "work": case.work,
-                "work_unit": case.unit,
-                "rate_unit": "GFLOP/s" if case.unit == "FLOP" else "GB/s",
-                "cycnn_rate": rate,
-                "median_s": med, "times_s": times,
-                "speedup_vs_reference": vs_ref, "ratio_cycnn_torch": vs_torch,
-                "max_rel_error": error, "check": ok,
-                "sgemm_peak": peak, "share_of_sgemm_peak": share,
-                "errors": {i: f"{type(e).__name__}: {e}" for i, e in errors.items()},
-            }
-            results.append(row)
-            check = ("ERROR" if "cycnn" in errors else "-" if ok is None else "ok" if ok else "MISMATCH")
-            ms = {i: "error" if i in errors else _fmt_ms(med.get(i)) for i in IMPLS}
-            print(_line([shape_name, op, str(threads), ms["cycnn"], ms["torch"],
-                         ms["reference"], "-" if rate is None else
-                         f"{rate:.2f}" if rate < 100 else f"{rate:.1f}", row["rate_unit"],
-                         _fmt_ratio(vs_ref), _fmt_ratio(vs_torch), check,
-                         "-" if share is None else f"{100 * share:.0f}%"]), file=out)
-            out.flush()
+                for threads in counts:
+                    cases = {impl: make_case(impl, op, shape_name, args.batch, torch)
+                             for impl in impls}
+                    set_threads(threads, torch)
+                    errors = {}
+                    times, outputs = measure(
+                        {i: c.fn for i, c in cases.items()},
+                        {i: (ref_reps if i == "reference" else reps) for i in impls},
+                        warmup=args.warmup, min_time=args.min_time, extend=("cycnn", "torch"),
+                        max_reps=MAX_AUTO_REPS, errors=errors)
+                    rows.append(_row(case, threads, times, outputs, errors, {}, None, None,
+                                     None, out))
+                    del outputs, cases
+            for row, bad in rows:
+                results.append(row)
+                mismatches += bad
     finally:
         for worker in workers.values():
             worker.close()
-        if workers:
+        if not args.in_process:
             import shutil
             shutil.rmtree(save_dir, ignore_errors=True)
         cycnn.set_num_threads(saved[0])
@@ -844,15 +963,20 @@ def summary(results):
 
 
 def thread_scaling(results):
-    """{(shape, op): (threads, time at 1 thread / time at that count)} for rows timed at 1
-    thread and at a larger count (the largest)."""
-    one = {(r["shape"], r["op"]): r["median_s"].get("cycnn") for r in results
-           if r["threads"] == 1}
+    """{(shape, op): (threads, cycnn speed-up, sgemm speed-up or None)}: cycnn's time at 1
+    thread / its time at the largest other count, and the in-rotation sgemm peak's rate there /
+    at 1 thread, from rows of the same rotation (in worker mode every thread count of a (shape,
+    op) is timed in one; --in-process rows are measured one after the other)."""
+    one = {(r["shape"], r["op"]): r for r in results if r["threads"] == 1}
     out = {}
     for r in results:
         key, t = (r["shape"], r["op"]), r["median_s"].get("cycnn")
-        if r["threads"] > 1 and one.get(key) and t and r["threads"] >= out.get(key, (0,))[0]:
-            out[key] = (r["threads"], one[key] / t)
+        base = one.get(key)
+        if (r["threads"] > 1 and base and base["rotation"] == r["rotation"] and t
+                and base["median_s"].get("cycnn") and r["threads"] >= out.get(key, (0,))[0]):
+            peaks = (base.get("sgemm_peak_rotation"), r.get("sgemm_peak_rotation"))
+            out[key] = (r["threads"], base["median_s"]["cycnn"] / t,
+                        peaks[1] / peaks[0] if all(peaks) else None)
     return out
 
 
@@ -894,8 +1018,10 @@ def main(argv=None):
     scaling = thread_scaling(results)
     shown = {k: v for k, v in scaling.items() if k[1] in FWD_BWD_OPS}
     if shown:
-        print("cycnn fwd+bwd speed-up over 1 thread: " + ", ".join(
-            f"{shape} {v:.2f}x ({t} thr)" for (shape, op), (t, v) in shown.items()))
+        print("cycnn fwd+bwd speed-up over 1 thread (times of one rotation; sgemm: the "
+              "in-rotation sgemm peak's): " + ", ".join(
+                  f"{shape} {v:.2f}x ({t} thr" + ("" if g is None else f"; sgemm {g:.2f}x") + ")"
+                  for (shape, op), (t, v, g) in shown.items()))
     elapsed = time.time() - started
     print(f"total time {elapsed:.1f} s; load average at end {_loadavg() or 'unknown'}")
     if mismatches:
@@ -912,13 +1038,16 @@ def main(argv=None):
             "platform": platform.platform(),
             "loadavg_end": _loadavg(),
             "environment": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
-            "settings": {k: v for k, v in vars(args).items() if k != "sgemm_peaks"},
+            "settings": {k: v for k, v in vars(args).items()
+                         if k not in ("sgemm_peaks", "rotations")},
             "summary": {label: {"geomean_ratio_cycnn_torch": v, "rows": n}
                         for label, (v, n) in ratios.items()},
             "elapsed_s": elapsed,
             "sgemm_peak_gflops": args.sgemm_peaks,
-            "thread_scaling": {f"{shape} {op}": {"threads": t, "speedup": v}
-                               for (shape, op), (t, v) in scaling.items()},
+            "rotations": args.rotations,
+            "thread_scaling": {f"{shape} {op}": {"threads": t, "speedup": v,
+                                                 "sgemm_speedup": g}
+                               for (shape, op), (t, v, g) in scaling.items()},
             "results": results,
         }
         with open(args.json, "w") as f:
