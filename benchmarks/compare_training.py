@@ -7,8 +7,10 @@
 Both frameworks train the same architecture (conv 32@5x5 'same' + ReLU, maxpool 2, conv 64@5x5
 'same' + ReLU, maxpool 2, flatten, dense 1000 + ReLU, dense 10; Adam 1e-3; cross-entropy on
 logits; float32) on the same MNIST batches, in that order. Each contender runs in a process of
-its own -- two OpenMP runtimes in one process spin against each other -- and the runs alternate
-(cycnn, torch, torch, cycnn, cycnn, torch, ...) so both see the same machine load. A run warms up
+its own -- two OpenMP runtimes in one process spin against each other -- and the runs alternate:
+every round runs each (thread count, contender) once, the next round in the reverse order (1
+thread cycnn, torch, 2 threads cycnn, torch; then 2 threads torch, cycnn, 1 thread torch,
+cycnn; ...), so that both contenders and both thread counts see the same machine load. A run warms up
 for ``--warmup`` steps, then times ``--steps`` steps: cycnn as one ``model.fit`` call over those
 batches (``shuffle=False``, ``verbose=0``), PyTorch as the usual zero_grad / forward / backward /
 step loop. The table gives, per thread count, the median over the runs of images/s and ms/step,
@@ -108,6 +110,14 @@ def _load(args, n_train=60000, n_test=10000):
         ((xte * scale).astype(np.float32), yte.astype(np.int64)), "MNIST"
 
 
+def run_order(thread_counts, contenders, runs):
+    """The (threads, contender) of each timed run in turn: every round runs each pair once,
+    the next round in the reverse order, so that the speed-up from 1 to 2 threads, like the
+    cycnn / torch ratio, compares runs at most a round apart."""
+    pairs = [(t, name) for t in thread_counts for name in contenders]
+    return [p for r in range(runs) for p in (pairs if r % 2 == 0 else pairs[::-1])]
+
+
 def _timing(args, contenders, tmp):
     n = (args.warmup + args.steps) * args.batch_size
     (x, y), _, source = _load(args, n_train=min(n, 60000), n_test=0)
@@ -116,23 +126,24 @@ def _timing(args, contenders, tmp):
     np.savez(path, x=np.concatenate([x] * reps)[:n] if reps > 1 else x[:n],
              y=np.concatenate([y] * reps)[:n] if reps > 1 else y[:n])
     print(f"reference network, batch {args.batch_size}, {source}, float32; {args.runs} runs per "
-          f"contender and thread count, each in its own process, alternating; {args.warmup} "
-          f"warm-up + {args.steps} timed steps per run; medians over the runs")
-    rates = {}
+          f"contender and thread count, each in its own process, all thread counts and "
+          f"contenders in every round, alternating; {args.warmup} warm-up + {args.steps} timed "
+          f"steps per run; medians over the runs")
     versions = {}
+    per = {(t, name): [] for t in args.threads for name in contenders}
+    cpu = {key: [] for key in per}
+    for threads, name in run_order(args.threads, contenders, args.runs):
+        res = _run_worker(name, "time", path, threads, args)
+        per[threads, name].append(args.steps * args.batch_size / res["total_s"])
+        cpu[threads, name].append(res["cpu_s"] / args.steps)
+        versions[name] = res.get("version") or res.get("torch")
+    rates = {}
     for threads in args.threads:
-        per = {name: [] for name in contenders}
-        cpu = {name: [] for name in contenders}
-        for run in range(args.runs):
-            order = contenders if run % 2 == 0 else contenders[::-1]
-            for name in order:
-                res = _run_worker(name, "time", path, threads, args)
-                per[name].append(args.steps * args.batch_size / res["total_s"])
-                cpu[name].append(res["cpu_s"] / args.steps)
-                versions[name] = res.get("version") or res.get("torch")
-        rates[threads] = {name: statistics.median(v) for name, v in per.items()}
-        rates[threads]["_spread"] = {name: (min(v), max(v)) for name, v in per.items()}
-        rates[threads]["_cpu"] = {name: statistics.median(v) for name, v in cpu.items()}
+        rates[threads] = {name: statistics.median(per[threads, name]) for name in contenders}
+        rates[threads]["_spread"] = {name: (min(per[threads, name]), max(per[threads, name]))
+                                     for name in contenders}
+        rates[threads]["_cpu"] = {name: statistics.median(cpu[threads, name])
+                                  for name in contenders}
     print("\n| threads | contender | images/s | ms/step | runs (min-max img/s) | CPU ms/step |")
     print("|---:|---|---:|---:|---|---:|")
     for threads, r in rates.items():
