@@ -341,6 +341,36 @@ def test_thread_counts_and_sgemm_peak_are_timed_in_one_rotation(tmp_path):
     assert f"1x1 {speedup:.2f}x (2 thr; sgemm {sgemm_speedup:.2f}x)" in proc.stdout
 
 
+def test_sgemm_peak_leaves_numpy_out_without_threadpoolctl(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    assert bench._gemm_impls() == ("cycnn", "numpy")
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "threadpoolctl" else real(name, *a))
+    assert bench._gemm_impls() == ("cycnn",)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs Linux /proc")
+def test_blas_workers_let_openblas_threads_sleep(monkeypatch):
+    """NumPy's OpenBLAS threads would spin ~0.1 s into the next contender's turn: the workers
+    running it (sgemm, reference) get OPENBLAS_THREAD_TIMEOUT, the others do not."""
+    def environ(impl):
+        worker = bench._worker(impl)
+        try:
+            with pytest.raises(bench.WorkerError, match="unknown command"):
+                worker.ask(cmd="hello")                     # the worker is up and serving
+            with open(f"/proc/{worker.proc.pid}/environ", "rb") as f:
+                return f.read().split(b"\0")
+        finally:
+            worker.close()
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    for impl, expected in (("numpy", True), ("reference", True), ("cycnn", False)):
+        assert (b"OPENBLAS_THREAD_TIMEOUT=4" in environ(impl)) == expected, impl
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "8")        # the user's setting is kept
+    assert b"OPENBLAS_THREAD_TIMEOUT=8" in environ("numpy")
+
+
 def test_one_thread_count_alone():
     proc = run_cli("--quick", "--no-torch", "--no-reference", "--threads", "2", "--shapes",
                    "lenet-c1", "--ops", "conv_fwd", "--reps", "1")

@@ -394,6 +394,13 @@ SGEMM_QUICK_SIZE = 256
 GEMM_IMPLS = ("cycnn", "numpy")
 
 
+def _gemm_impls():
+    """The sgemm peak's contenders: cycnn's GEMM, and NumPy's BLAS when threadpoolctl (which
+    sets its thread count) is importable."""
+    import importlib.util
+    return GEMM_IMPLS if importlib.util.find_spec("threadpoolctl") else GEMM_IMPLS[:1]
+
+
 def _sgemm_fn(impl, n, threads):
     """A zero-argument n x n float32 product with cycnn's GEMM ("cycnn") or NumPy's BLAS
     ("numpy", limited by threadpoolctl), this process set to ``threads`` threads for good: call
@@ -452,6 +459,20 @@ def _worker_main(impl):
     return serve(handle)
 
 
+# NumPy's OpenBLAS keeps a helper thread spinning for about 0.1 s after each multi-threaded call
+# (0.09-0.10 s of CPU in the 200 ms after a 2-thread sgemm turn; none with this setting, at the
+# same GFLOP/s), which would slow the next contender in the rotation: the workers running NumPy's
+# BLAS (the sgemm peak's, the reference) let it sleep at once, unless the user set it.
+BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def _worker(impl):
+    """A new worker process for contender ``impl`` (see _Worker)."""
+    blas = impl in ("numpy", "reference")
+    return _Worker(impl, env={k: v for k, v in BLAS_ENV.items()
+                              if blas and k not in os.environ})
+
+
 def sgemm_peaks(thread_counts, quick=False):
     """{threads: {"cycnn": GFLOP/s, "numpy": GFLOP/s}}: each measured in a fresh process."""
     n = SGEMM_QUICK_SIZE if quick else SGEMM_SIZE
@@ -459,8 +480,8 @@ def sgemm_peaks(thread_counts, quick=False):
     peaks = {}
     for threads in thread_counts:
         peaks[threads] = {}
-        for impl in GEMM_IMPLS:
-            worker = _Worker(impl)
+        for impl in _gemm_impls():
+            worker = _worker(impl)
             try:
                 peaks[threads][impl] = worker.ask(cmd="sgemm", n=n, threads=threads,
                                                   reps=reps)["rate"]
@@ -739,6 +760,11 @@ def _header(args, torch, reps, ref_reps, out):
               "BLAS (median, each in its own worker at the row's thread count); % peak = cycnn "
               "conv GFLOP/s / sgemm GF/s of the same rotation; % start pk = / the peak measured "
               "at the start (below).", file=out)
+        blas = [f"{k}={v}" for k, v in BLAS_ENV.items() if k not in os.environ]
+        if blas:
+            print(f"the workers running NumPy's BLAS (sgemm, reference) get {', '.join(blas)}: "
+                  f"its helper threads sleep after a call instead of spinning ~0.1 s into the "
+                  f"next contender's turn.", file=out)
     print("x ref = reference ms / cycnn ms (speed-up); cyc/torch = cycnn ms / torch ms "
           "(< 1: cycnn faster); check = outputs agree (max rel. error <= 1e-3). The reference "
           "uses NumPy's BLAS threads, whatever --threads says.", file=out)
@@ -774,7 +800,7 @@ def _rotation(args, shape_name, op, counts, impls, reps, ref_reps, get_worker, s
                 rep_counts[name] = reps
                 extend.append(name)
         if SHAPES[shape_name].kind == "conv":
-            for impl in GEMM_IMPLS:
+            for impl in _gemm_impls():
                 name = f"sgemm-{impl}@{threads}"
                 contenders[name] = (get_worker(impl, name),
                                     dict(op="sgemm", n=n, threads=threads))
@@ -867,6 +893,9 @@ def run(args, out=None):
         for threads, rates in peaks.items():
             print(f"  {threads} thread{'s' if threads > 1 else ' '}: " + ", ".join(
                 f"{impl} {rate:.1f} GFLOP/s" for impl, rate in rates.items()), file=out)
+        if "numpy" not in _gemm_impls():
+            print("  (NumPy's BLAS left out of the sgemm peaks: threadpoolctl, which sets its "
+                  "thread count, is not installed)", file=out)
     args.sgemm_peaks = {str(t): r for t, r in peaks.items()}
     args.rotations = []
     print("", file=out)
@@ -881,7 +910,7 @@ def run(args, out=None):
 
     def get_worker(impl, name):
         if name not in workers:
-            workers[name] = _Worker(impl)
+            workers[name] = _worker(impl)
         return workers[name]
 
     if not args.in_process:
