@@ -429,6 +429,21 @@ def test_rotation_interleaves_thread_counts_and_fills_every_round_with_the_peak(
                      "t@1", "s@1", "s@2"]
 
 
+def test_rotation_leaves_out_a_contender_whose_setup_fails(tmp_path):
+    class Broken(_FakeWorker):
+        def ask(self, cmd, **request):
+            raise bench.WorkerError("no such kernel")
+    log = []
+    contenders = {"c@1": (_FakeWorker("c@1", 0.01, log), {}), "c@2": (Broken("c@2", 0, log), {}),
+                  "s@1": (_FakeWorker("s@1", 0.01, log), {})}
+    errors = {}
+    times, outputs, order = bench.measure_workers(
+        contenders, {n: 2 for n in contenders}, 1, 0.0, (), 100, errors, str(tmp_path),
+        fill=("s@1",))
+    assert set(errors) == {"c@2"} and "no such kernel" in str(errors["c@2"])
+    assert set(times) == {"c@1", "s@1"} and order == ["c@1", "s@1"]
+
+
 def test_thread_scaling_divides_times_of_one_rotation():
     def row(threads, rotation, t, peak):
         return {"shape": "a", "op": "conv_fwd_bwd", "threads": threads, "rotation": rotation,

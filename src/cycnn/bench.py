@@ -784,8 +784,8 @@ def _groups(args):
 
 def _rotation(args, shape_name, op, counts, impls, reps, ref_reps, get_worker, save_dir):
     """Time every thread count of (shape, op) in ONE rotation of worker processes, each with its
-    thread count fixed: cycnn and torch at each count, the reference once (it runs on NumPy's
-    BLAS threads whatever --threads says) and, for a conv, the sgemm peak at each count (cycnn's
+    thread count fixed: cycnn and torch at each count, the reference as one contender (it runs
+    on NumPy's BLAS threads whatever --threads says) and, for a conv, the sgemm peak at each count (cycnn's
     GEMM and NumPy's BLAS). ``get_worker(impl, name)`` gives contender ``name``'s process.
     Returns (times, outputs, errors, turn order), keyed by contender name: "cycnn@2",
     "reference", "sgemm-numpy@1", ..."""
@@ -929,17 +929,17 @@ def run(args, out=None):
                                                           reps, ref_reps, get_worker, save_dir)
                 args.rotations.append({"shape": shape_name, "op": op, "threads": counts,
                                        "order": order})
-                for threads in counts:
-                    names = {i: "reference" if i == "reference" else f"{i}@{threads}"
-                             for i in impls}
-                    names.update({f"sgemm {g}": f"sgemm-{g}@{threads}" for g in GEMM_IMPLS})
-                    sgemm = {g: times[f"sgemm-{g}@{threads}"] for g in GEMM_IMPLS
-                             if f"sgemm-{g}@{threads}" in times}
-                    rows.append(_row(
-                        case, threads, {i: times[names[i]] for i in impls if names[i] in times},
-                        {i: outputs[names[i]] for i in impls if names[i] in outputs},
-                        {i: errors[n] for i, n in names.items() if n in errors},
-                        sgemm, sgemm_n, peaks.get(threads), index, out))
+                for threads in counts:       # this thread count's contenders, by impl
+                    name = {i: "reference" if i == "reference" else f"{i}@{threads}"
+                            for i in impls}
+                    name.update({f"sgemm {g}": f"sgemm-{g}@{threads}" for g in GEMM_IMPLS})
+
+                    def pick(found, keys):
+                        return {k.split()[-1]: found[name[k]] for k in keys if name[k] in found}
+                    rows.append(_row(case, threads, pick(times, impls), pick(outputs, impls),
+                                     {k: errors[n] for k, n in name.items() if n in errors},
+                                     pick(times, [f"sgemm {g}" for g in GEMM_IMPLS]), sgemm_n,
+                                     peaks.get(threads), index, out))
                 del outputs
             else:
                 for threads in counts:
