@@ -389,6 +389,8 @@ class _FakeWorker:
 
     def ask(self, cmd, **request):
         self.log.append((self.name, cmd, request.get("reps")))
+        if cmd == "time":
+            assert request["warm"] == bench.TURN_WARMUP >= 1   # every turn starts warm
         if cmd == "setup":
             if request["save"]:
                 np.savez(request["save"], np.full(2, len(self.name), np.float32))
@@ -471,3 +473,11 @@ def test_worker_protocol_reports_errors():
     finally:
         worker.close()
     assert worker.proc.returncode == 0
+
+
+def test_time_calls_runs_the_untimed_warm_calls_first():
+    from cycnn._workers import time_calls
+    calls = []
+    times = time_calls(lambda: calls.append(len(calls)), 3, warm=2)
+    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+    assert len(time_calls(lambda: calls.append(0), 2)) == 2 and len(calls) == 7

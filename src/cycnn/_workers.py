@@ -32,11 +32,14 @@ def serve(handle):
     return 0
 
 
-def time_calls(fn, reps):
-    """Seconds of each of ``reps`` calls of ``fn()``, garbage collector off."""
+def time_calls(fn, reps, warm=0):
+    """Seconds of each of ``reps`` calls of ``fn()``, after ``warm`` untimed ones, garbage
+    collector off."""
     times = []
     gc.disable()
     try:
+        for _ in range(warm):
+            fn()
         for _ in range(reps):
             t0 = time.perf_counter()
             fn()
