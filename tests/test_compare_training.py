@@ -30,8 +30,10 @@ def test_every_round_runs_each_thread_count_and_contender_alternating():
 
 
 def test_two_thread_counts_give_rows_and_the_speed_up_from_their_medians():
+    import cycnn    # the child imports this very copy (the source tree or the installed wheel)
+    root = str(pathlib.Path(cycnn.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(SCRIPT.parents[1] / "src"), os.environ.get("PYTHONPATH")) if p))
+        p for p in (root, os.environ.get("PYTHONPATH")) if p))
     _module()
     proc = subprocess.run([sys.executable, str(SCRIPT), "--synthetic", "--threads", "1,2",
                            "--steps", "2", "--warmup", "1", "--runs", "2", "--batch-size", "8",
