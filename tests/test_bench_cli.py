@@ -353,7 +353,8 @@ def test_sgemm_peak_leaves_numpy_out_without_threadpoolctl(monkeypatch):
 @pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs Linux /proc")
 def test_blas_workers_let_openblas_threads_sleep(monkeypatch):
     """NumPy's OpenBLAS threads would spin ~0.1 s into the next contender's turn: the workers
-    running it (sgemm, reference) get OPENBLAS_THREAD_TIMEOUT, the others do not."""
+    running it (sgemm, reference) get OPENBLAS_THREAD_TIMEOUT, the others do not; every worker
+    gets malloc thresholds that keep freed memory (the user's own settings win)."""
     def environ(impl):
         worker = bench._worker(impl)
         try:
@@ -365,10 +366,16 @@ def test_blas_workers_let_openblas_threads_sleep(monkeypatch):
             worker.close()
 
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     for impl, expected in (("numpy", True), ("reference", True), ("cycnn", False)):
-        assert (b"OPENBLAS_THREAD_TIMEOUT=4" in environ(impl)) == expected, impl
-    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "8")        # the user's setting is kept
-    assert b"OPENBLAS_THREAD_TIMEOUT=8" in environ("numpy")
+        env = environ(impl)
+        assert (b"OPENBLAS_THREAD_TIMEOUT=4" in env) == expected, impl
+        # every worker keeps freed memory for reuse (no fresh pages per call)
+        assert f"MALLOC_MMAP_THRESHOLD_={1 << 30}".encode() in env, impl
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "8")        # the user's settings are kept
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    env = environ("numpy")
+    assert b"OPENBLAS_THREAD_TIMEOUT=8" in env and b"MALLOC_MMAP_THRESHOLD_=65536" in env
 
 
 def test_one_thread_count_alone():

@@ -470,12 +470,25 @@ def _worker_main(impl):
 # BLAS (the sgemm peak's, the reference) let it sleep at once, unless the user set it.
 BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 
+# glibc's malloc maps every block above its mmap threshold afresh and unmaps it on free, and
+# trims the heap's free top: a benchmark loop that allocates its outputs, returns them and
+# frees them page-faults its way through fresh, zeroed pages on every call (cifar-3x3's
+# forward+backward: ~1,000 faults and 0-48 ms of system time per call; torch's alike), where a
+# training step, allocating and freeing in a steady pattern, takes none (0 faults per step
+# measured). Every worker gets thresholds that keep freed memory for reuse, unless the user set
+# them: the kernels are timed as they run in a training loop, every contender alike.
+ALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def _worker_env(impl):
+    """The environment variables a worker for contender ``impl`` gets (the user's own win)."""
+    env = dict(ALLOC_ENV, **(BLAS_ENV if impl in ("numpy", "reference") else {}))
+    return {k: v for k, v in env.items() if k not in os.environ}
+
 
 def _worker(impl):
     """A new worker process for contender ``impl`` (see _Worker)."""
-    blas = impl in ("numpy", "reference")
-    return _Worker(impl, env={k: v for k, v in BLAS_ENV.items()
-                              if blas and k not in os.environ})
+    return _Worker(impl, env=_worker_env(impl))
 
 
 def sgemm_peaks(thread_counts, quick=False):
@@ -774,6 +787,10 @@ def _header(args, torch, reps, ref_reps, out):
               "BLAS (median, each in its own worker at the row's thread count); % peak = cycnn "
               "conv GFLOP/s / sgemm GF/s of the same rotation; % start pk = / the peak measured "
               "at the start (below).", file=out)
+        alloc = [f"{k}={v}" for k, v in ALLOC_ENV.items() if k not in os.environ]
+        if alloc:
+            print(f"every worker gets {', '.join(alloc)}: freed memory is kept for reuse, so no "
+                  f"call page-faults through fresh pages (as in a training loop).", file=out)
         blas = [f"{k}={v}" for k, v in BLAS_ENV.items() if k not in os.environ]
         if blas:
             print(f"the workers running NumPy's BLAS (sgemm, reference) get {', '.join(blas)}: "
