@@ -5,15 +5,15 @@
                                           [--epoch [--seeds N] [--images N]] [--no-torch]
 
 Both frameworks train the same architecture (conv 32@5x5 'same' + ReLU, maxpool 2, conv 64@5x5
-'same' + ReLU, maxpool 2, flatten, dense 1000 + ReLU, dense 10; Adam 1e-3; cross-entropy on
-logits; float32) on the same MNIST batches, in that order. Each contender runs in a process of
-its own -- two OpenMP runtimes in one process spin against each other -- and the runs alternate:
-every round runs each (thread count, contender) once, the next round in the reverse order (1
-thread cycnn, torch, 2 threads cycnn, torch; then 2 threads torch, cycnn, 1 thread torch,
-cycnn; ...), so that both contenders and both thread counts see the same machine load. A run warms up
-for ``--warmup`` steps, then times ``--steps`` steps: cycnn as one ``model.fit`` call over those
-batches (``shuffle=False``, ``verbose=0``), PyTorch as the usual zero_grad / forward / backward /
-step loop. The table gives, per thread count, the median over the runs of images/s and ms/step,
+'same' + ReLU, maxpool 2, flatten, dense 1000 + ReLU, dense 10; Adam 1e-3; cross-entropy on logits;
+float32) on the same MNIST batches, in that order. Each contender runs in a process of its own --
+two OpenMP runtimes in one process spin against each other -- and the runs alternate: every round
+runs each (thread count, contender) once, the next round in the reverse order (1 thread cycnn,
+torch, 2 threads cycnn, torch; then 2 threads torch, cycnn, 1 thread torch, cycnn; ...), so that
+both contenders and both thread counts see the same machine load. A run warms up for ``--warmup``
+steps, then times ``--steps`` steps: cycnn as one ``model.fit`` call over those batches
+(``shuffle=False``, ``verbose=0``), PyTorch as the usual zero_grad / forward / backward / step
+loop. The table gives, per thread count, the median over the runs of images/s and ms/step,
 and the ratio cycnn / torch images/s; then cycnn's (and torch's) speed-up from 1 to 2 threads.
 The last column is the process CPU time per step (all threads, spinning included): on a machine
 shared with other work it shows the work done when the wall clock mostly shows the waiting.

@@ -5,17 +5,16 @@ wheel); PyTorch is an optional contender.
 
 Method: every contender (cycnn, torch, the NumPy reference) runs in its OWN worker process
 (``python -m cycnn.bench --worker IMPL``; two OpenMP runtimes in one process spin against each
-other), one process per (contender, thread count), so each brings its own thread pool and none
-is slowed by another's. All thread counts of a (shape, op) are timed in ONE rotation: the
-workers warm up (their warm-up outputs are compared), then the parent gives them turns --
-cycnn@1 torch@1 cycnn@2 torch@2 ..., the next round starting one further on -- each turn a
-short pause, one untimed call (the turn before left the caches to another contender and, on a
-virtual machine, an idle core to wake) and a block of timed calls, so that only one contender
-computes at any moment and a host that slows down for a while slows them all alike. The reference (NumPy's BLAS threads,
-whatever --threads says) is one contender per rotation, not one per thread count. Times are
-measured inside the workers (garbage collector off). The table shows MEDIANS; rates and ratios
-are computed from the medians. ``--in-process`` runs all contenders in this process instead,
-one row at a time.
+other), one process per (contender, thread count), so each brings its own thread pool and none is slowed by
+another's. All thread counts of a (shape, op) are timed in ONE rotation: the workers warm up (their
+warm-up outputs are compared), then the parent gives them turns -- cycnn@1 torch@1 cycnn@2 torch@2
+..., the next round starting one further on -- each turn a short pause, one untimed call (the turn
+before left the caches to another contender and, on a virtual machine, an idle core to wake) and a
+block of timed calls, so that only one contender computes at any moment and a host that slows down
+for a while slows them all alike. The reference (NumPy's BLAS threads, whatever --threads says) is
+one contender per rotation, not one per thread count. Times are measured inside the workers (garbage
+collector off). The table shows MEDIANS; rates and ratios are computed from the medians.
+``--in-process`` runs all contenders in this process instead, one row at a time.
 
 The machine's sgemm peak is a contender too: in every conv rotation, at each thread count,
 cycnn's GEMM and NumPy's BLAS (float32, square matrices) each time blocks of products in a worker
@@ -783,10 +782,10 @@ def _header(args, torch, reps, ref_reps, out):
     if not args.in_process:
         print("rotation: every thread count of a shape and op is timed in ONE rotation of worker "
               "processes (cycnn@1 torch@1 cycnn@2 torch@2 ..., the reference as one contender), "
-              "with the sgemm peak as contenders: sgemm GF/s = the larger of cycnn's GEMM and NumPy's "
-              "BLAS (median, each in its own worker at the row's thread count); % peak = cycnn "
-              "conv GFLOP/s / sgemm GF/s of the same rotation; % start pk = / the peak measured "
-              "at the start (below).", file=out)
+              "with the sgemm peak as contenders: sgemm GF/s = the larger of cycnn's GEMM and "
+              "NumPy's BLAS (median, each in its own worker at the row's thread count); % peak = "
+              "cycnn conv GFLOP/s / sgemm GF/s of the same rotation; % start pk = / the peak "
+              "measured at the start (below).", file=out)
         alloc = [f"{k}={v}" for k, v in ALLOC_ENV.items() if k not in os.environ]
         if alloc:
             print(f"every worker gets {', '.join(alloc)}: freed memory is kept for reuse, so no "
@@ -815,11 +814,11 @@ def _groups(args):
 
 def _rotation(args, shape_name, op, counts, impls, reps, ref_reps, get_worker, save_dir):
     """Time every thread count of (shape, op) in ONE rotation of worker processes, each with its
-    thread count fixed: cycnn and torch at each count, the reference as one contender (it runs
-    on NumPy's BLAS threads whatever --threads says) and, for a conv, the sgemm peak at each count (cycnn's
-    GEMM and NumPy's BLAS). ``get_worker(impl, name)`` gives contender ``name``'s process.
-    Returns (times, outputs, errors, turn order), keyed by contender name: "cycnn@2",
-    "reference", "sgemm-numpy@1", ..."""
+    thread count fixed: cycnn and torch at each count, the reference as one contender (it runs on
+    NumPy's BLAS threads whatever --threads says) and, for a conv, the sgemm peak at each count
+    (cycnn's GEMM and NumPy's BLAS). ``get_worker(impl, name)`` gives contender ``name``'s process.
+    Returns (times, outputs, errors, turn order), keyed by contender name: "cycnn@2", "reference",
+    "sgemm-numpy@1", ..."""
     contenders, rep_counts, extend, fill = {}, {}, [], []
     case = dict(shape=shape_name, op=op, batch=args.batch)
     n = SGEMM_QUICK_SIZE if args.quick else SGEMM_SIZE
