@@ -5,15 +5,15 @@ wheel); PyTorch is an optional contender.
 
 Method: every contender (cycnn, torch, the NumPy reference) runs in its OWN worker process
 (``python -m cycnn.bench --worker IMPL``; two OpenMP runtimes in one process spin against each
-other), one process per (contender, thread count), so each brings its own thread pool and none is slowed by
-another's. All thread counts of a (shape, op) are timed in ONE rotation: the workers warm up (their
-warm-up outputs are compared), then the parent gives them turns -- cycnn@1 torch@1 cycnn@2 torch@2
-..., the next round starting one further on -- each turn a short pause, one untimed call (the turn
-before left the caches to another contender and, on a virtual machine, an idle core to wake) and a
-block of timed calls, so that only one contender computes at any moment and a host that slows down
-for a while slows them all alike. The reference (NumPy's BLAS threads, whatever --threads says) is
-one contender per rotation, not one per thread count. Times are measured inside the workers (garbage
-collector off). The table shows MEDIANS; rates and ratios are computed from the medians.
+other), one process per (contender, thread count), so each brings its own thread pool and none is
+slowed by another's. All thread counts of a (shape, op) are timed in ONE rotation: the workers warm
+up (their warm-up outputs are compared), then the parent gives them turns -- cycnn@1 torch@1 cycnn@2
+torch@2 ..., the next round starting one further on -- each turn a short pause, one untimed call
+(the turn before left the caches to another contender and, on a virtual machine, an idle core to
+wake) and a block of timed calls, so that only one contender computes at any moment and a host that
+slows down for a while slows them all alike. The reference (NumPy's BLAS threads, whatever --threads
+says) is one contender per rotation, not one per thread count. Times are measured inside the workers
+(garbage collector off). The table shows MEDIANS; rates and ratios are computed from the medians.
 ``--in-process`` runs all contenders in this process instead, one row at a time.
 
 The machine's sgemm peak is a contender too: in every conv rotation, at each thread count,
