@@ -26,6 +26,15 @@ def clock_of(args):
     return time.process_time if getattr(args, "clock", "wall") == "cpu" else time.perf_counter
 
 
+def print_header(what, args, simd, a, b, last):
+    """The two header lines of the few-channel A/B scripts: what is compared (A and B) and the
+    table's column names, ``last`` naming the kernel column."""
+    print(f"# {what} A/B, {args.threads} thread(s), simd {simd}, {args.rounds} rounds x "
+          f"{args.reps} reps, {args.clock} clock, medians; A = {a}, B = {b}")
+    print(f"{'shape':10s} {'part':8s} {'A ms':>8s} {'A GF/s':>7s} {'B ms':>8s} {'B GF/s':>7s} "
+          f"{'B/A speed':>9s}  {last}")
+
+
 def median_time(f, reps, clock=time.perf_counter):
     """Median seconds of ``reps`` calls of ``f()`` on ``clock``."""
     ts = []

@@ -69,11 +69,8 @@ def main(argv=None):
     args = _ab.parser(__doc__, "lenet-c1,rgb64-3x3").parse_args(argv)
     clock = _ab.clock_of(args)
     cycnn.set_num_threads(args.threads)
-    print(f"# dxfew A/B, {args.threads} thread(s), simd {conv.simd_name()}, {args.rounds} rounds "
-          f"x {args.reps} reps, {args.clock} clock, medians; A = before (set_dxfew_mode(0)), "
-          f"B = the few-channel dx kernel")
-    print(f"{'shape':10s} {'part':8s} {'A ms':>8s} {'A GF/s':>7s} {'B ms':>8s} {'B GF/s':>7s} "
-          f"{'B/A speed':>9s}  dx kernel A/B")
+    _ab.print_header("dxfew", args, conv.simd_name(), "before (set_dxfew_mode(0))",
+                     "the few-channel dx kernel", "dx kernel A/B")
     for name in args.shapes.split(","):
         flops, parts = _parts(SHAPES[name], args.threads)
         res = {m: {p: [] for p in parts} for m in (0, 1)}

@@ -67,11 +67,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     clock = _ab.clock_of(args)
     cycnn.set_num_threads(args.threads)
-    print(f"# fewc A/B, {args.threads} thread(s), simd {conv.simd_name()}, "
-          f"{args.rounds} rounds x {args.reps} reps, {args.clock} clock, medians; A = before (set_fewc_mode(0)), "
-          f"B = few-channel kernel")
-    print(f"{'shape':10s} {'part':8s} {'A ms':>8s} {'A GF/s':>7s} {'B ms':>8s} {'B GF/s':>7s} "
-          f"{'B/A speed':>9s}  kernel B")
+    _ab.print_header("fewc", args, conv.simd_name(), "before (set_fewc_mode(0))",
+                     "few-channel kernel", "kernel B")
     for name in args.shapes.split(","):
         flops, parts = _parts(SHAPES[name], args.threads, args.dy_offset)
         res = {m: {p: [] for p in parts} for m in (0, 1)}
